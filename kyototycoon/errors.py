@@ -1,0 +1,107 @@
+"""One error hierarchy for the whole package.
+
+Everything the package raises on purpose derives from
+:class:`KyotoTycoonException`, so ``except KyotoTycoonException`` catches every
+failure of the server, the network or the peer's bytes, and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class KyotoTycoonException(Exception):
+    """Base of every error this package raises (name kept from python-kyototycoon-ng)."""
+
+
+class ProtocolError(KyotoTycoonException):
+    """The peer sent bytes that do not follow the protocol.
+
+    ``offset`` is where in the frame the problem was found (``None`` when not
+    known) and ``expected`` says what should have been there.
+    """
+
+    def __init__(self, message: str, offset: int | None = None, expected: str | None = None):
+        self.offset = offset
+        self.expected = expected
+        if offset is not None:
+            message = f"{message} (at offset {offset})"
+        super().__init__(message)
+
+
+class FrameTooLarge(ProtocolError):
+    """A length or count field claims more than the configured limit allows."""
+
+
+class ConnectionLost(KyotoTycoonException):
+    """The connection closed or broke before the answer was complete."""
+
+
+class TimedOut(ConnectionLost):
+    """No answer arrived within the timeout; ``timeout`` holds the seconds waited."""
+
+    def __init__(self, timeout: float | None, what: str = "answer"):
+        self.timeout = timeout
+        super().__init__(f"timed out after {timeout} s waiting for {what}")
+
+
+class ServerError(KyotoTycoonException):
+    """The server answered with an error.
+
+    ``status`` is the HTTP status (``None`` over the binary protocol) and
+    ``message`` the text of its ``ERROR`` column or ``X-Kt-Error`` header.
+    """
+
+    def __init__(self, status: int | None, message: str, procedure: str | None = None):
+        self.status = status
+        self.message = message
+        self.procedure = procedure
+        where = f"{procedure}: " if procedure else ""
+        code = f"{status} " if status is not None else ""
+        super().__init__(f"{where}{code}{message}".strip())
+
+
+class NoRecord(ServerError):
+    """450 with ``DB: 7: no record`` (the record does not exist)."""
+
+
+class RecordExists(ServerError):
+    """450 with ``DB: 6: record duplication`` (``add`` of an existing key)."""
+
+
+class LogicalInconsistency(ServerError):
+    """Any other 450 ``Logical Inconsistency`` answer (e.g. a ``cas`` mismatch)."""
+
+
+class InvalidParameters(ServerError):
+    """400: the server did not accept the request's parameters."""
+
+
+class NoSuchDatabase(InvalidParameters):
+    """400 ``no such database``."""
+
+
+class NotImplementedByServer(ServerError):
+    """501: the server does not implement the procedure."""
+
+
+class ServerTimeout(ServerError):
+    """503: the server gave up, e.g. a ``WAIT`` whose time ran out."""
+
+
+def server_error(status: int | None, message: str, procedure: str | None = None) -> ServerError:
+    """Pick the most precise :class:`ServerError` subclass for a status and message."""
+    if status == 450:
+        if "no record" in message:
+            cls: type[ServerError] = NoRecord
+        elif "duplication" in message:
+            cls = RecordExists
+        else:
+            cls = LogicalInconsistency
+    elif status == 400:
+        cls = NoSuchDatabase if "no such database" in message else InvalidParameters
+    elif status == 501:
+        cls = NotImplementedByServer
+    elif status == 503:
+        cls = ServerTimeout
+    else:
+        cls = ServerError
+    return cls(status, message, procedure)
