@@ -1,0 +1,628 @@
+"""Minimal sans-IO HTTP/1.0 and 1.1 framing for Kyoto Tycoon.
+
+No sockets here: callers ``feed()`` bytes read from the network and ask for
+the next complete message, which is returned whole or not at all (``None``
+means "need more bytes"); leftover bytes stay buffered for the next one.
+``feed(b"")`` means the peer closed the connection.
+
+Everything wrong with the peer's bytes raises
+:class:`~kyototycoon.errors.ProtocolError` (or its subclass
+:class:`~kyototycoon.errors.FrameTooLarge` when a limit is hit). Buffers grow
+only with bytes actually fed, never with what a Content-Length claims.
+
+:func:`build_response` writes exactly the layout of the real 0.9.56b server::
+
+    HTTP/1.1 <code> <reason>\\r\\n
+    Server: KyotoTycoon/0.9.56b\\r\\n
+    Date: <RFC 1123>\\r\\n
+    [Connection: close\\r\\n]
+    Content-Length: <n>\\r\\n
+    <the caller's headers, in order>\\r\\n
+    \\r\\n
+    <body, left out for HEAD>
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from email.utils import formatdate
+
+from kyototycoon.errors import FrameTooLarge, ProtocolError
+
+__all__ = [
+    "REASONS",
+    "SERVER_NAME",
+    "Request",
+    "RequestReader",
+    "Response",
+    "ResponseReader",
+    "build_request",
+    "build_response",
+    "http_date",
+]
+
+SERVER_NAME = b"KyotoTycoon/0.9.56b"
+
+#: Reason phrases as the real server writes them (450 is Kyoto Tycoon's own).
+REASONS: dict[int, bytes] = {
+    100: b"Continue",
+    101: b"Switching Protocols",
+    200: b"OK",
+    201: b"Created",
+    202: b"Accepted",
+    203: b"Non-Authoritative Information",
+    204: b"No Content",
+    205: b"Reset Content",
+    206: b"Partial Content",
+    300: b"Multiple Choices",
+    301: b"Moved Permanently",
+    302: b"Found",
+    303: b"See Other",
+    304: b"Not Modified",
+    305: b"Use Proxy",
+    307: b"Temporary Redirect",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    402: b"Payment Required",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    406: b"Not Acceptable",
+    407: b"Proxy Authentication Required",
+    408: b"Request Timeout",
+    409: b"Conflict",
+    410: b"Gone",
+    411: b"Length Required",
+    412: b"Precondition Failed",
+    413: b"Request Entity Too Large",
+    414: b"Request-URI Too Long",
+    415: b"Unsupported Media Type",
+    416: b"Requested Range Not Satisfiable",
+    417: b"Expectation Failed",
+    450: b"Logical Inconsistency",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+}
+
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+_MAX_CHUNK_LINE = 1024
+
+# Header-name bytes allowed by RFC 9110 "token".
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN_BYTES = bytes(sorted(_TOKEN))
+_DIGITS = b"0123456789"
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+_BAD_VALUE = bytes(c for c in range(0x20) if c != 0x09) + b"\x7f"
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_request(
+    method: bytes | str,
+    target: bytes | str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    body: bytes = b"",
+    *,
+    host: bytes = b"127.0.0.1",
+) -> bytes:
+    """Serialize an HTTP/1.1 request: request line, Host, ``headers``, Content-Length, body.
+
+    Content-Length is written when there is a body or the method is POST or
+    PUT (as the recorded requests do), so a bodiless GET/HEAD/DELETE has none.
+    """
+    if isinstance(method, str):
+        method = method.encode("ascii")
+    if isinstance(target, str):
+        target = target.encode("ascii")
+    parts = [method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+    if headers:
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+    if body or method in (b"POST", b"PUT"):
+        parts.append(b"Content-Length: %d\r\n\r\n" % len(body))
+        parts.append(body)
+    else:
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def http_date(now: float | None = None) -> bytes:
+    """RFC 1123 date (``Sat, 28 Nov 2026 03:20:53 GMT``), cached per second."""
+    global _date_cache
+    sec = int(time.time() if now is None else now)
+    if _date_cache[0] != sec:
+        _date_cache = (sec, formatdate(sec, usegmt=True).encode("ascii"))
+    return _date_cache[1]
+
+
+def build_response(
+    status: int,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    body: bytes = b"",
+    *,
+    head: bool = False,
+    keep_alive: bool = True,
+    date: bytes | None = None,
+    reason: bytes | None = None,
+) -> bytes:
+    """Serialize a response with the real server's exact byte layout.
+
+    ``headers`` go after Content-Length in the given order (e.g.
+    ``[(b"Content-Type", ...)]`` for RPC, ``[(b"Location", ...)]`` for a REST
+    PUT, ``[(b"X-Kt-Error", ...)]``). ``head=True`` keeps Content-Length as
+    ``len(body)`` but leaves the body out. ``keep_alive=False`` adds
+    ``Connection: close`` right after Date.
+    """
+    if reason is None:
+        reason = REASONS.get(status, b"Unknown Status")
+    parts = [
+        b"HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n"
+        % (status, reason, SERVER_NAME, date if date is not None else http_date())
+    ]
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"Content-Length: %d\r\n" % len(body))
+    if headers:
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    if not head:
+        parts.append(body)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------- messages
+
+
+class _Message:
+    __slots__ = ("body", "headers", "keep_alive", "raw_headers", "version")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """A header's value by case-insensitive name (repeated headers joined with ``, ``)."""
+        return self.headers.get(name.lower(), default)
+
+
+class Response(_Message):
+    """A complete HTTP response.
+
+    ``headers`` maps lowercased names to latin-1 ``str`` values;
+    ``raw_headers`` keeps the ``(name, value)`` bytes in wire order.
+    """
+
+    __slots__ = ("reason", "status")
+
+    def __init__(self, status, reason, version, headers, raw_headers, body, keep_alive):
+        self.status: int = status
+        self.reason: str = reason
+        self.version: str = version
+        self.headers: dict[str, str] = headers
+        self.raw_headers: list[tuple[bytes, bytes]] = raw_headers
+        self.body: bytes = body
+        self.keep_alive: bool = keep_alive
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
+
+
+class Request(_Message):
+    """A complete HTTP request; ``target`` = ``path`` [``?`` ``query``], all raw (undecoded) bytes."""
+
+    __slots__ = ("method", "path", "query", "target")
+
+    def __init__(self, method, target, version, headers, raw_headers, body, keep_alive):
+        self.method: str = method
+        self.target: bytes = target
+        path, _, query = target.partition(b"?")
+        self.path: bytes = path
+        self.query: bytes = query
+        self.version: str = version
+        self.headers: dict[str, str] = headers
+        self.raw_headers: list[tuple[bytes, bytes]] = raw_headers
+        self.body: bytes = body
+        self.keep_alive: bool = keep_alive
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _parse_headers(lines: list[bytes], base: int) -> tuple[dict[str, str], list[tuple[bytes, bytes]]]:
+    headers: dict[str, str] = {}
+    raw: list[tuple[bytes, bytes]] = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name.translate(None, _TOKEN_BYTES):
+            # also refuses obsolete line folding (a line starting with blanks)
+            raise ProtocolError(f"malformed header line {line[:40]!r}", offset=base, expected="name: value")
+        value = value.strip(b" \t")
+        if value.translate(None, _BAD_VALUE) != value:
+            raise ProtocolError("control character in header value", offset=base)
+        raw.append((name, value))
+        key = name.decode("ascii").lower()
+        sval = value.decode("latin-1")
+        if key in headers:
+            headers[key] = headers[key] + ", " + sval
+        else:
+            headers[key] = sval
+        base += len(line) + 2
+    return headers, raw
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    # identical repeated values (joined as "5, 5") are tolerated, as RFC 9112 allows
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1:
+        raise ProtocolError(f"conflicting Content-Length {value!r}", expected="one length")
+    (text,) = values
+    if not text or len(text) > 19 or text.strip(_DIGITS.decode()):
+        raise ProtocolError(f"bad Content-Length {value!r}", expected="decimal digits")
+    return int(text)
+
+
+def _is_chunked(headers: dict[str, str]) -> bool:
+    te = headers.get("transfer-encoding")
+    if te is None:
+        return False
+    codings = [c.strip().lower() for c in te.split(",")]
+    if codings[-1] != "chunked":
+        raise ProtocolError(f"unsupported Transfer-Encoding {te!r}", expected="chunked")
+    return True
+
+
+def _keep_alive(version: str, headers: dict[str, str]) -> bool:
+    conn = headers.get("connection")
+    if conn is not None:
+        tokens = {t.strip().lower() for t in conn.split(",")}
+        if "close" in tokens:
+            return False
+        if "keep-alive" in tokens:
+            return True
+    return version == "HTTP/1.1"
+
+
+class _Reader:
+    """Shared buffering, head splitting and body framing for both directions."""
+
+    def __init__(self, max_header_bytes: int, max_body_bytes: int | None):
+        self._buf = bytearray()
+        self._scan = 0  # where to resume looking for the end of the head
+        self._eof = False
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        # chunked-body progress, kept so byte-by-byte feeding stays linear
+        self._chunk_pos = 0
+        self._chunks: list[bytes] = []
+        self._chunk_done = False
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the peer; ``b""`` means the peer closed the connection."""
+        if not data:
+            self._eof = True
+        elif self._eof:
+            raise ProtocolError("data fed after end of stream")
+        else:
+            self._buf += data
+
+    @property
+    def at_eof(self) -> bool:
+        """True once ``feed(b"")`` was called."""
+        return self._eof
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes are waiting (a partial or next message)."""
+        return len(self._buf)
+
+    def _find_head(self) -> int:
+        """End offset of the head (after the blank line) or -1 when not all here."""
+        buf = self._buf
+        # skip blank lines before a message (RFC 9112 2.2 robustness)
+        if buf[:1] in (b"\r", b"\n"):
+            i = 0
+            n = len(buf)
+            while i < n and buf[i] in (13, 10):
+                i += 1
+            del buf[:i]
+            self._scan = 0
+        end = buf.find(b"\r\n\r\n", self._scan)
+        if end < 0:
+            if len(buf) > self.max_header_bytes:
+                raise FrameTooLarge(
+                    f"header block exceeds {self.max_header_bytes} bytes", expected="\\r\\n\\r\\n"
+                )
+            self._scan = max(0, len(buf) - 3)
+            return -1
+        if end + 4 > self.max_header_bytes:
+            raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
+        return end + 4
+
+    def _check_body_size(self, size: int) -> None:
+        if self.max_body_bytes is not None and size > self.max_body_bytes:
+            raise FrameTooLarge(f"body of {size} bytes exceeds {self.max_body_bytes}")
+
+    def _read_chunked(self, start: int) -> int:
+        """Decode a chunked body from ``start``; returns the end offset or -1 for more."""
+        buf = self._buf
+        pos = self._chunk_pos or start
+        while not self._chunk_done:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if len(buf) - pos > _MAX_CHUNK_LINE:
+                    raise ProtocolError("chunk size line too long", offset=pos)
+                self._chunk_pos = pos
+                return -1
+            if eol - pos > _MAX_CHUNK_LINE:
+                raise ProtocolError("chunk size line too long", offset=pos)
+            size_text = bytes(buf[pos:eol]).partition(b";")[0].strip(b" \t")
+            if not size_text or len(size_text) > 16 or size_text.translate(None, _HEXDIGITS):
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}", offset=pos, expected="hex")
+            size = int(size_text, 16)
+            if size == 0:
+                self._chunk_done = True
+                pos = eol + 2
+                break
+            self._check_body_size(sum(map(len, self._chunks)) + size)
+            data_end = eol + 2 + size
+            if len(buf) < data_end + 2:
+                self._chunk_pos = pos
+                return -1
+            if buf[data_end : data_end + 2] != b"\r\n":
+                raise ProtocolError("chunk data not followed by CRLF", offset=data_end)
+            self._chunks.append(bytes(buf[eol + 2 : data_end]))
+            pos = data_end + 2
+        # trailer section: header lines up to an empty line; ignored
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if len(buf) - pos > self.max_header_bytes:
+                    raise FrameTooLarge("chunked trailer too large", offset=pos)
+                self._chunk_pos = pos
+                return -1
+            if eol == pos:
+                return eol + 2
+            pos = eol + 2
+
+    def _take_chunked(self, end: int) -> bytes:
+        body = b"".join(self._chunks)
+        self._chunks = []
+        self._chunk_pos = 0
+        self._chunk_done = False
+        del self._buf[:end]
+        self._scan = 0
+        return body
+
+    def _truncated(self, what: str) -> ProtocolError:
+        return ProtocolError(f"connection closed in the middle of {what}", offset=len(self._buf))
+
+
+class ResponseReader(_Reader):
+    """Client side: parse the server's responses.
+
+    Call :meth:`expect` with each request's method (HEAD answers carry no
+    body); without a pending method GET is assumed.
+    """
+
+    def __init__(
+        self,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_body_bytes: int | None = None,
+    ):
+        super().__init__(max_header_bytes, max_body_bytes)
+        self._methods: deque[bytes] = deque()
+        self._head: tuple | None = None  # parsed head of the message being read
+
+    def expect(self, method: bytes | str) -> None:
+        """Record the method of a request sent, so its answer is framed right."""
+        if isinstance(method, str):
+            method = method.encode("ascii")
+        self._methods.append(method.upper())
+
+    def next_response(self) -> Response | None:
+        """The next complete response, or None when more bytes are needed.
+
+        Interim 1xx answers are skipped. After EOF with an empty buffer it
+        returns None (clean close, see :attr:`at_eof`); EOF in the middle of
+        a response raises :class:`ProtocolError`.
+        """
+        while True:
+            resp = self._next()
+            if resp is None or resp.status >= 200:
+                return resp
+
+    def _next(self) -> Response | None:
+        if self._head is None:
+            if not self._buf:
+                return None
+            head_end = self._find_head()
+            if head_end < 0:
+                if self._eof:
+                    raise self._truncated("a response head")
+                return None
+            self._head = self._parse_head(head_end)
+        status, reason, version, headers, raw, head_end, mode, length = self._head
+        buf = self._buf
+        if mode == "none":
+            body = b""
+            end = head_end
+        elif mode == "length":
+            end = head_end + length
+            if len(buf) < end:
+                if self._eof:
+                    raise self._truncated("a response body")
+                return None
+            body = bytes(buf[head_end:end])
+        elif mode == "chunked":
+            end = self._read_chunked(head_end)
+            if end < 0:
+                if self._eof:
+                    raise self._truncated("a chunked response body")
+                return None
+            self._head = None
+            self._pop_method()
+            body = self._take_chunked(end)
+            return Response(status, reason, version, headers, raw, body, _keep_alive(version, headers))
+        else:  # "eof": the body runs to the end of the connection
+            self._check_body_size(len(buf) - head_end)
+            if not self._eof:
+                return None
+            end = len(buf)
+            body = bytes(buf[head_end:end])
+        self._head = None
+        if status >= 200:
+            self._pop_method()
+        del buf[:end]
+        self._scan = 0
+        keep = mode != "eof" and _keep_alive(version, headers)
+        return Response(status, reason, version, headers, raw, body, keep)
+
+    def _pop_method(self) -> None:
+        if self._methods:
+            self._methods.popleft()
+
+    def _parse_head(self, head_end: int) -> tuple:
+        lines = bytes(self._buf[: head_end - 4]).split(b"\r\n")
+        status_line = lines[0]
+        version, sp1, rest = status_line.partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        if (
+            not sp1
+            or version not in (b"HTTP/1.1", b"HTTP/1.0")
+            or len(code) != 3
+            or code.translate(None, _DIGITS)
+        ):
+            raise ProtocolError(f"malformed status line {status_line[:60]!r}", offset=0,
+                                expected="HTTP/1.x NNN reason")
+        status = int(code)
+        headers, raw = _parse_headers(lines[1:], len(status_line) + 2)
+        method = self._methods[0] if self._methods else b"GET"
+        length = 0
+        if method == b"HEAD" or status < 200 or status in (204, 304):
+            mode = "none"
+        elif _is_chunked(headers):
+            mode = "chunked"
+        else:
+            cl = _content_length(headers)
+            if cl is None:
+                mode = "eof"
+            else:
+                self._check_body_size(cl)
+                mode, length = "length", cl
+        return (status, reason.decode("latin-1"), version.decode("ascii"), headers, raw,
+                head_end, mode, length)
+
+
+class RequestReader(_Reader):
+    """Server side: parse a client's requests (pipelined ones included)."""
+
+    def __init__(
+        self,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    ):
+        super().__init__(max_header_bytes, max_body_bytes)
+        self._head: tuple | None = None
+        self._line_ok = False  # the pending request line was already checked
+        self._line_scan = 0
+
+    def next_request(self) -> Request | None:
+        """The next complete request, or None when more bytes are needed.
+
+        Raises :class:`ProtocolError` for a request line that is not HTTP,
+        bad headers or Content-Length, EOF inside a request;
+        :class:`FrameTooLarge` past ``max_header_bytes``/``max_body_bytes``.
+        """
+        if self._head is None:
+            if not self._buf:
+                return None
+            if not self._line_ok:
+                self._check_request_line_start()
+            head_end = self._find_head()
+            if head_end < 0:
+                if self._eof:
+                    raise self._truncated("a request head")
+                return None
+            self._head = self._parse_head(head_end)
+        method, target, version, headers, raw, head_end, chunked, length = self._head
+        buf = self._buf
+        if chunked:
+            end = self._read_chunked(head_end)
+            if end < 0:
+                if self._eof:
+                    raise self._truncated("a chunked request body")
+                return None
+            self._head = None
+            self._line_ok = False
+            body = self._take_chunked(end)
+            return Request(method, target, version, headers, raw, body, _keep_alive(version, headers))
+        end = head_end + length
+        if len(buf) < end:
+            if self._eof:
+                raise self._truncated("a request body")
+            return None
+        body = bytes(buf[head_end:end]) if length else b""
+        del buf[:end]
+        self._scan = 0
+        self._head = None
+        self._line_ok = False
+        return Request(method, target, version, headers, raw, body, _keep_alive(version, headers))
+
+    def _check_request_line_start(self) -> None:
+        # Fail fast on garbage (e.g. "HELLO\r\n\r\n" or a binary-protocol byte) as soon
+        # as the request line is complete, instead of waiting for a whole head.
+        buf = self._buf
+        start = 0
+        while buf[start : start + 1] in (b"\r", b"\n"):
+            start += 1
+        eol = buf.find(b"\n", max(start, self._line_scan))
+        if eol < 0:
+            if len(buf) > self.max_header_bytes:
+                raise FrameTooLarge("request line too long")
+            self._line_scan = len(buf)
+            return
+        line = bytes(buf[start:eol]).rstrip(b"\r")
+        self._parse_request_line(line)
+        self._line_ok = True
+        self._line_scan = 0
+
+    @staticmethod
+    def _parse_request_line(line: bytes) -> tuple[str, bytes, str]:
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError(f"malformed request line {line[:60]!r}", offset=0,
+                                expected="METHOD target HTTP/1.x")
+        method, target, version = parts
+        if not method or method.translate(None, _TOKEN_BYTES):
+            raise ProtocolError(f"malformed request method {method[:20]!r}", offset=0)
+        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+            raise ProtocolError(f"unsupported HTTP version {version[:20]!r}", expected="HTTP/1.0 or HTTP/1.1")
+        if not target or target.translate(None, _BAD_VALUE + b" ") != target:
+            raise ProtocolError("malformed request target", offset=len(method) + 1)
+        return method.decode("ascii"), target, version.decode("ascii")
+
+    def _parse_head(self, head_end: int) -> tuple:
+        lines = bytes(self._buf[: head_end - 4]).split(b"\r\n")
+        method, target, version = self._parse_request_line(lines[0])
+        headers, raw = _parse_headers(lines[1:], len(lines[0]) + 2)
+        chunked = _is_chunked(headers)
+        length = 0
+        if not chunked:
+            cl = _content_length(headers)
+            if cl is not None:
+                self._check_body_size(cl)
+                length = cl
+        return (method, target, version, headers, raw, head_end, chunked, length)

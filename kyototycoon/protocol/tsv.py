@@ -1,0 +1,404 @@
+"""Kyoto Tycoon TSV-RPC column codec (sans-IO, bytes in, bytes out).
+
+A TSV-RPC body is one record a line, ``key<TAB>value<LF>``, with every key
+and value encoded as the ``colenc`` parameter of the Content-Type says:
+none (raw), ``U`` (URL), ``B`` (Base64) or ``Q`` (quoted-printable).
+
+Decoding follows Kyoto Cabinet's ``urldecode``/``quotedecode``/
+``basedecode`` (``+`` is a space in ``U``; control bytes in ``U`` and ``Q``
+fields are dropped) but, unless ``lenient=True``, refuses malformed escapes
+with :class:`~kyototycoon.errors.ProtocolError` instead of guessing.
+``lenient=True`` is for the server, which must accept whatever the real one
+accepts.
+
+Encoding picks the column encoding exactly like the real server
+(``checkmapenc`` in ``ktutil.h``), see :func:`choose_colenc`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Iterable, Sequence
+
+from kyototycoon.errors import ProtocolError
+
+__all__ = [
+    "AUTO",
+    "FORM_MIME",
+    "TSV_MIME",
+    "choose_colenc",
+    "content_type",
+    "decode_field",
+    "decode_records",
+    "decode_records_dict",
+    "encode_field",
+    "encode_records",
+    "parse_content_type",
+    "parse_form",
+    "parse_query",
+]
+
+Pairs = list[tuple[bytes, bytes]]
+
+TSV_MIME = b"text/tab-separated-values"
+FORM_MIME = b"application/x-www-form-urlencoded"
+
+#: Pass as ``colenc`` to let :func:`encode_records` choose like the server does.
+AUTO = "auto"
+
+_CONTENT_TYPES = {
+    None: TSV_MIME,
+    "U": TSV_MIME + b"; colenc=U",
+    "B": TSV_MIME + b"; colenc=B",
+    "Q": TSV_MIME + b"; colenc=Q",
+}
+
+_ALL = bytes(range(256))
+# Bytes that make a raw TSV field unsafe (the server's "bin" test).
+_CTRL_RE = re.compile(rb"[\x00-\x1f\x7f]")
+_CTRL = bytes(range(0x20)) + b"\x7f"
+# What the server's size *estimate* counts as 1 byte in URL encoding...
+_EST_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.!~*'()"
+# ...and what its URL *encoder* really leaves alone (see the README: they differ).
+_URL_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.~"
+_B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_NOT = _ALL.translate(None, _B64_CHARS + b"=")
+# urldecode drops every byte <= 0x20 and 0x7F; quotedecode every byte < 0x20 and 0x7F.
+_URL_DROP = bytes(range(0x21)) + b"\x7f"
+_Q_DROP = _CTRL
+# the form parser skips these at the start of a field
+_BLANKS = bytes(range(1, 0x21))
+
+_URL_TABLE = [bytes([c]) if c in _URL_SAFE else b"%%%02x" % c for c in range(256)]
+_Q_TABLE = [
+    b"=%02X" % c if (c == 0x3D or c < 0x20 or c > 0x7E) else bytes([c]) for c in range(256)
+]
+_Q_PLAIN = bytes(c for c in range(0x20, 0x7F) if c != 0x3D)
+
+_HEXVAL = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
+# Two hex digits (any case) -> the byte; a KeyError means a malformed escape.
+_HEX2 = {bytes([a, b]): bytes([_HEXVAL[a] * 16 + _HEXVAL[b]]) for a in _HEXVAL for b in _HEXVAL}
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _kc_hex(part: bytes) -> tuple[bytes, int] | None:
+    """Kyoto Cabinet's forgiving read of an escape's two digits.
+
+    Returns the byte and how many input bytes it used, or None when the
+    input ends inside the escape (KC then stops decoding the field).
+    """
+    if len(part) < 2:
+        return None
+    num = _HEXVAL.get(part[0], 0)
+    second = _HEXVAL.get(part[1])
+    if second is not None:
+        num = num * 16 + second
+    return bytes([num & 0xFF]), 2
+
+
+def _url_decode(field: bytes, lenient: bool) -> bytes:
+    if b"%" not in field and b"+" not in field:
+        # translate() hands back the same object when there is nothing to drop
+        return field.translate(None, _URL_DROP)
+    field = field.translate(None, _URL_DROP).replace(b"+", b" ")
+    parts = field.split(b"%")
+    out = [parts[0]]
+    append = out.append
+    hex2 = _HEX2
+    for i in range(1, len(parts)):
+        part = parts[i]
+        byte = hex2.get(part[:2])
+        if byte is not None:
+            append(byte)
+            append(part[2:])
+            continue
+        if not lenient:
+            raise ProtocolError("malformed %-escape in URL-encoded field", expected="two hex digits")
+        got = _kc_hex(part)
+        if got is None:
+            break  # KC stops at an escape cut short by the end of the field
+        append(got[0])
+        append(part[got[1] :])
+    return b"".join(out)
+
+
+def _quoted_decode(field: bytes, lenient: bool) -> bytes:
+    if b"=" not in field:
+        return field.translate(None, _Q_DROP)
+    parts = field.split(b"=")
+    out = [parts[0].translate(None, _Q_DROP)]
+    append = out.append
+    hex2 = _HEX2
+    for i in range(1, len(parts)):
+        part = parts[i]
+        if part[:1] in (b"\r", b"\n"):
+            # soft line break
+            rest = part[2:] if part[:2] == b"\r\n" else part[1:]
+            append(rest.translate(None, _Q_DROP))
+            continue
+        byte = hex2.get(part[:2])
+        if byte is not None:
+            append(byte)
+            append(part[2:].translate(None, _Q_DROP))
+            continue
+        if not lenient:
+            raise ProtocolError("malformed =-escape in quoted-printable field", expected="two hex digits")
+        got = _kc_hex(part)
+        if got is None:
+            break
+        append(got[0])
+        append(part[got[1] :].translate(None, _Q_DROP))
+    return b"".join(out)
+
+
+def _base64_decode(field: bytes, lenient: bool) -> bytes:
+    if lenient:
+        # KC skips anything outside the alphabet and stops after the first padded quad.
+        # KC skips anything outside the alphabet and stops at the first padding; a
+        # lone sixth-bit group left at the end cannot make a byte.
+        field = field.translate(None, _B64_NOT)
+        eq = field.find(b"=")
+        if eq >= 0:
+            field = field[:eq]
+        if len(field) % 4 == 1:
+            field = field[:-1]
+        field += b"=" * (-len(field) % 4)
+    elif field.translate(None, _B64_CHARS + b"=") or b"=" in field[:-2]:
+        raise ProtocolError("malformed Base64 field", expected="Base64 alphabet")
+    try:
+        return binascii.a2b_base64(field)
+    except (binascii.Error, ValueError) as exc:
+        if lenient:
+            return b""
+        raise ProtocolError(f"malformed Base64 field: {exc}") from None
+
+
+def decode_field(field: bytes, colenc: str | None, *, lenient: bool = False) -> bytes:
+    """Decode one key or value written with ``colenc`` (None, 'U', 'B' or 'Q')."""
+    if colenc is None:
+        return field
+    if colenc == "U":
+        return _url_decode(field, lenient)
+    if colenc == "B":
+        return _base64_decode(field, lenient)
+    if colenc == "Q":
+        return _quoted_decode(field, lenient)
+    raise ProtocolError(f"unknown column encoding {colenc!r}", expected="U, B or Q")
+
+
+def _norm_colenc(colenc: str | bytes | None) -> str | None:
+    if colenc is None or colenc == "" or colenc == b"":
+        return None
+    if isinstance(colenc, bytes):
+        colenc = colenc.decode("latin-1")
+    up = colenc[:1].upper()
+    if up not in ("U", "B", "Q"):
+        raise ProtocolError(f"unknown column encoding {colenc!r}", expected="U, B or Q")
+    return up
+
+
+def decode_records(
+    body: bytes, colenc: str | bytes | None = None, *, lenient: bool = False
+) -> Pairs:
+    """Decode a TSV body into ``(key, value)`` pairs, in body order.
+
+    Empty lines are skipped. A line without a tab is a key with an empty
+    value (``lenient=True`` drops it instead, as the real server does, and
+    also strips a CR before the LF). Malformed escapes raise
+    :class:`ProtocolError` unless ``lenient``.
+    """
+    if not body:
+        return []
+    if isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    enc = _norm_colenc(colenc)
+    lines = body.split(b"\n")
+    if lenient:
+        parts = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            k, tab, v = line.partition(b"\t")
+            if tab:
+                parts.append((k, v))
+    else:
+        parts = [(k, v) for k, _, v in [line.partition(b"\t") for line in lines if line]]
+    if enc is None:
+        return parts
+    if enc == "B":
+        if not lenient and body.translate(None, _B64_CHARS + b"=\t\n"):
+            raise ProtocolError("malformed Base64 field", expected="Base64 alphabet")
+        a2b = binascii.a2b_base64
+        try:
+            if lenient:
+                return [(_base64_decode(k, True), _base64_decode(v, True)) for k, v in parts]
+            return [(a2b(k), a2b(v)) for k, v in parts]
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError(f"malformed Base64 field: {exc}") from None
+    dec = _url_decode if enc == "U" else _quoted_decode
+    return [(dec(k, lenient), dec(v, lenient)) for k, v in parts]
+
+
+def decode_records_dict(
+    body: bytes, colenc: str | bytes | None = None, *, lenient: bool = False
+) -> dict[bytes, bytes]:
+    """Like :func:`decode_records` but as a dict (the last of duplicate keys wins, as on the server)."""
+    return dict(decode_records(body, colenc, lenient=lenient))
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _url_encode(field: bytes) -> bytes:
+    if not field.translate(None, _URL_SAFE):
+        return field
+    return b"".join(map(_URL_TABLE.__getitem__, field))
+
+
+def _quoted_encode(field: bytes) -> bytes:
+    if not field.translate(None, _Q_PLAIN):
+        return field
+    return b"".join(map(_Q_TABLE.__getitem__, field))
+
+
+def _base64_encode(field: bytes) -> bytes:
+    return binascii.b2a_base64(field, newline=False)
+
+
+_ENCODERS = {"U": _url_encode, "B": _base64_encode, "Q": _quoted_encode}
+
+
+def encode_field(field: bytes, colenc: str | None) -> bytes:
+    """Encode one key or value with ``colenc`` (None means raw, no check)."""
+    if colenc is None:
+        return field
+    try:
+        return _ENCODERS[colenc](field)
+    except KeyError:
+        raise ValueError(f"unknown column encoding {colenc!r}") from None
+
+
+def choose_colenc(pairs: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The encoding the real server would pick for these records.
+
+    Raw when no field has a byte below 0x20 or 0x7F and none is longer than
+    255 bytes; otherwise ``B`` if its size estimate (``n*6//4+3`` per field,
+    over at most 255 bytes a field) is strictly smaller than the URL one (1
+    per byte of ``A-Za-z0-9_-.!~*'()``, else 3), else ``U``.
+    """
+    fields = [f for kv in pairs for f in kv]
+    joined = b"".join(fields)
+    if (len(joined) <= 255 or max(map(len, fields)) <= 255) and not _CTRL_RE.search(joined):
+        return None
+    blen = 0
+    ulen = 0
+    for f in fields:
+        if len(f) > 255:
+            f = f[:255]
+        n = len(f)
+        blen += n * 6 // 4 + 3
+        # safe bytes cost 1, the others 3: 3n - 2*safe, safe = n - unsafe
+        ulen += n + 2 * len(f.translate(None, _EST_SAFE))
+    return "B" if blen < ulen else "U"
+
+
+def encode_records(
+    pairs: Iterable[tuple[bytes, bytes]],
+    colenc: str | None = AUTO,
+    *,
+    sort: bool = False,
+) -> tuple[bytes, str | None]:
+    """Encode records into a TSV body; returns ``(body, colenc)``.
+
+    ``colenc`` is :data:`AUTO` (choose like the server: raw if safe, else the
+    smaller of ``B``/``U`` by its estimate), None (raw: the caller promises
+    no tab, LF or other control byte), ``'U'``, ``'B'`` or ``'Q'``.
+    ``sort=True`` does what the server does with its output map: keys in byte
+    order, the last of duplicate keys winning.
+    """
+    if sort:
+        pairs = sorted(dict(pairs).items())
+    elif not isinstance(pairs, (list, tuple)):
+        pairs = list(pairs)
+    if not pairs:
+        return b"", (None if colenc == AUTO else colenc)
+    if colenc == AUTO:
+        colenc = choose_colenc(pairs)
+    if colenc is None:
+        return b"".join([b"%s\t%s\n" % (k, v) for k, v in pairs]), None
+    try:
+        enc = _ENCODERS[colenc]
+    except KeyError:
+        raise ValueError(f"unknown column encoding {colenc!r}") from None
+    return b"".join([b"%s\t%s\n" % (enc(k), enc(v)) for k, v in pairs]), colenc
+
+
+# ---------------------------------------------------------------- forms and content types
+
+
+def parse_form(data: bytes, *, lenient: bool = False) -> Pairs:
+    """Parse an ``application/x-www-form-urlencoded`` body (or a query string) into pairs.
+
+    Like the server: fields split on ``&`` and ``;``, leading blanks of a
+    field ignored, a field without ``=`` is a key with an empty value, ``+``
+    is a space. Malformed %-escapes raise :class:`ProtocolError` unless
+    ``lenient``.
+    """
+    if not data:
+        return []
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if b";" in data:
+        data = data.replace(b";", b"&")
+    out = []
+    for item in data.split(b"&"):
+        item = item.lstrip(_BLANKS)
+        if not item:
+            continue
+        k, _, v = item.partition(b"=")
+        out.append((_url_decode(k, lenient), _url_decode(v, lenient)))
+    return out
+
+
+def parse_query(query: bytes | str, *, lenient: bool = False) -> Pairs:
+    """Parse a request target's query string (the part after ``?``) into pairs."""
+    if isinstance(query, str):
+        query = query.encode("latin-1")
+    return parse_form(query, lenient=lenient)
+
+
+def content_type(colenc: str | None = None) -> bytes:
+    """The Content-Type value for a TSV body: ``text/tab-separated-values[; colenc=X]``."""
+    try:
+        return _CONTENT_TYPES[colenc]
+    except KeyError:
+        raise ValueError(f"unknown column encoding {colenc!r}") from None
+
+
+def parse_content_type(value: bytes | str | None) -> tuple[str, str | None]:
+    """Split a Content-Type value into ``(mime, colenc)``.
+
+    ``mime`` is lowercased without parameters (``''`` when absent); ``colenc``
+    is ``'U'``, ``'B'``, ``'Q'`` or None. Like the server, only the first
+    character of the ``colenc`` parameter counts; an unknown one raises
+    :class:`ProtocolError`.
+    """
+    if not value:
+        return "", None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if value == "text/tab-separated-values":
+        return value, None
+    mime, _, params = value.partition(";")
+    mime = mime.strip().lower()
+    colenc = None
+    if params:
+        low = params.lower()
+        at = low.find("colenc=")
+        if at >= 0:
+            rest = params[at + 7 :].lstrip('"').strip()
+            colenc = _norm_colenc(rest[:1]) if rest else None
+    return mime, colenc
