@@ -1,0 +1,32 @@
+"""``python -m kyototycoon.codegen [--check] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .generate import OUTPUT_DIR, check, write
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kyototycoon.codegen", description=__doc__)
+    parser.add_argument(
+        "--out", type=Path, default=OUTPUT_DIR, help="output folder (default: the package's _codec)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the generated files differ from the spec"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = check(args.out)
+        for path in stale:
+            print(f"stale: {path}", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Turn the schema IR into decode/encode plans the templates print line by line.
+
+The plan is where speed comes from: runs of fixed-size integers become one
+precompiled ``struct.Struct``; a run of fields whose sizes are known up front
+gets one bounds check; the leading magic byte is checked before anything
+else so a wrong frame fails at once instead of waiting for more bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ir import ArrayField, BytesField, BytesIntField, IntField, StructIR, SwitchField, VarNumField
+
+
+@dataclass
+class StructTable:
+    """The ``struct.Struct`` objects a module needs, named in order of first use."""
+
+    formats: dict[str, str] = field(default_factory=dict)  # format -> variable name
+
+    def name_for(self, fmt: str) -> str:
+        if fmt not in self.formats:
+            self.formats[fmt] = f"_S{len(self.formats)}"
+        return self.formats[fmt]
+
+
+# Locals of the generated functions that a top-level field name must not shadow.
+_RESERVED = frozenset({"buf", "pos", "max_count", "n", "p", "e", "exc", "len", "int", "bytes"})
+
+
+def var(depth: int, name: str) -> str:
+    """Local variable holding field ``name`` of a struct nested ``depth`` deep.
+
+    Top-level fields keep their own names: they are the encoders' parameters.
+    """
+    if depth == 0 and name not in _RESERVED and not name.startswith("_"):
+        return name
+    return f"f{depth}_{name}"
+
+
+def _expr(expr: str, depth: int, names: tuple[str, ...] | list[str]) -> str:
+    # Field names in an expression are bare identifiers; qualify them, longest first.
+    out = expr
+    for name in sorted(set(names), key=len, reverse=True):
+        out = _replace_ident(out, name, var(depth, name))
+    return out
+
+
+def _replace_ident(text: str, name: str, repl: str) -> str:
+    import re
+
+    return re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", repl, text)
+
+
+def _idents(expr: str, candidates: list[str]) -> list[str]:
+    import re
+
+    return [c for c in candidates if re.search(rf"(?<![\w.]){re.escape(c)}(?!\w)", expr)]
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode_plan(ir: StructIR, depth: int, structs: StructTable) -> list[dict[str, Any]]:
+    """Steps to decode ``ir`` from ``buf`` at ``p``; each step is a dict for the template."""
+    steps: list[dict[str, Any]] = []
+    known: set[str] = set()
+    segment: list[Any] = []
+
+    def flush() -> None:
+        if segment:
+            steps.append(_segment_step(segment, depth, structs))
+            known.update(f.name for f in segment)
+            segment.clear()
+
+    for f in ir.fields:
+        if isinstance(f, (IntField, BytesIntField)):
+            segment.append(f)
+        elif isinstance(f, BytesField):
+            in_segment = {g.name for g in segment}
+            if in_segment.intersection(f.length_fields):
+                flush()
+            segment.append(f)
+        else:
+            flush()
+            if isinstance(f, VarNumField):
+                steps.append({"kind": "varnum", "var": var(depth, f.name), "name": f.name})
+            elif isinstance(f, ArrayField):
+                item_vars = [var(depth + 1, n) for n in f.item.value_fields]
+                steps.append(
+                    {
+                        "kind": "array",
+                        "var": var(depth, f.name),
+                        "count": var(depth, f.count),
+                        "item": decode_plan(f.item, depth + 1, structs),
+                        "item_tuple": _tuple(item_vars),
+                    }
+                )
+            elif isinstance(f, SwitchField):
+                cases = []
+                for case in f.cases:
+                    if case.body is None:
+                        cases.append(
+                            {"value": case.value, "label": case.label, "steps": [], "result": "None"}
+                        )
+                    else:
+                        body_vars = [var(depth + 1, n) for n in case.body.value_fields]
+                        cases.append(
+                            {
+                                "value": case.value,
+                                "label": case.label,
+                                "steps": decode_plan(case.body, depth + 1, structs),
+                                "result": f"{case.body.name}({', '.join(body_vars)})",
+                            }
+                        )
+                steps.append(
+                    {"kind": "switch", "var": var(depth, f.name), "key": var(depth, f.key), "cases": cases}
+                )
+            known.add(f.name)
+    flush()
+    return steps
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _segment_step(fields: list[Any], depth: int, structs: StructTable) -> dict[str, Any]:
+    """One bounds check, then the fields in order."""
+    items: list[dict[str, Any]] = []
+    fixed = 0
+    lengths: list[str] = []
+    checks: list[dict[str, Any]] = []
+    early = None
+    run: list[IntField] = []
+
+    def flush_run() -> None:
+        if not run:
+            return
+        fmt = ">" + "".join(f.fmt for f in run)
+        names = [var(depth, f.name) if f.const is None else f"_c_{f.name}" for f in run]
+        consts = [
+            {"var": f"_c_{f.name}", "value": f.const, "offset": sum(g.size for g in run[:i])}
+            for i, f in enumerate(run)
+            if f.const is not None and not (early is not None and early["field"] is f)
+        ]
+        # an early-checked constant needs no variable of its own
+        names = [("_" if early is not None and early["field"] is f else n) for f, n in zip(run, names)]
+        items.append(
+            {
+                "kind": "unpack",
+                "struct": structs.name_for(fmt),
+                "targets": names[0] + "," if len(names) == 1 else ", ".join(names),
+                "size": sum(f.size for f in run),
+                "consts": consts,
+            }
+        )
+        run.clear()
+
+    for i, f in enumerate(fields):
+        if isinstance(f, IntField):
+            if i == 0 and f.const is not None and f.size == 1:
+                early = {"field": f, "value": f.const}
+            run.append(f)
+            fixed += f.size
+        else:
+            flush_run()
+            if isinstance(f, BytesIntField):
+                items.append({"kind": "bytesint", "var": var(depth, f.name), "size": f.size})
+                fixed += f.size
+            else:
+                length = _expr(f.length, depth, list(f.length_fields))
+                if not f.simple:
+                    checks.append({"length": length, "name": f.name})
+                items.append({"kind": "slice", "var": var(depth, f.name), "length": length, "last": False})
+                lengths.append(length)
+    flush_run()
+    size = " + ".join([str(fixed)] * bool(fixed) + lengths) or "0"
+    # The last slice can end at e instead of computing its end again.
+    if items and items[-1]["kind"] == "slice":
+        items[-1]["last"] = True
+    return {
+        "kind": "segment",
+        "size": size,
+        "early": None if early is None else {"value": early["value"]},
+        "checks": checks,
+        "parts": items,
+    }
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def encode_plan(ir: StructIR, depth: int, structs: StructTable) -> list[dict[str, Any]]:
+    """Steps that append the wire bytes of ``ir`` (values in ``f{depth}_*`` locals)."""
+    steps: list[dict[str, Any]] = []
+    run: list[IntField] = []
+    names = [f.name for f in ir.fields]
+
+    def value_of(f: Any) -> str:
+        if getattr(f, "const", None) is not None:
+            return f"0x{f.const:02X}"
+        if f.rebuild is not None:
+            return _expr(f.rebuild, depth, _idents(f.rebuild, names))
+        return var(depth, f.name)
+
+    def flush_run() -> None:
+        if run:
+            fmt = ">" + "".join(f.fmt for f in run)
+            steps.append(
+                {"kind": "pack", "struct": structs.name_for(fmt), "args": ", ".join(value_of(f) for f in run)}
+            )
+            run.clear()
+
+    for f in ir.fields:
+        if isinstance(f, IntField):
+            run.append(f)
+            continue
+        flush_run()
+        if isinstance(f, VarNumField):
+            steps.append({"kind": "varnum", "value": value_of(f)})
+        elif isinstance(f, BytesIntField):
+            steps.append({"kind": "bytesint", "value": var(depth, f.name), "size": f.size, "name": f.name})
+        elif isinstance(f, BytesField):
+            steps.append({"kind": "raw", "value": var(depth, f.name)})
+        elif isinstance(f, ArrayField):
+            item_vars = [var(depth + 1, n) for n in f.item.value_fields]
+            steps.append(
+                {
+                    "kind": "array",
+                    "value": var(depth, f.name),
+                    "unpack": ", ".join(item_vars) + ("," if len(item_vars) == 1 else ""),
+                    "item": encode_plan(f.item, depth + 1, structs),
+                }
+            )
+        elif isinstance(f, SwitchField):
+            cases = []
+            for case in f.cases:
+                if case.body is None:
+                    cases.append({"value": case.value, "label": case.label, "unpack": None, "steps": []})
+                else:
+                    body_vars = [var(depth + 1, n) for n in case.body.value_fields]
+                    cases.append(
+                        {
+                            "value": case.value,
+                            "label": case.label,
+                            "unpack": ", ".join(body_vars) + ("," if len(body_vars) == 1 else ""),
+                            "steps": encode_plan(case.body, depth + 1, structs),
+                        }
+                    )
+            steps.append(
+                {"kind": "switch", "key": var(depth, f.key), "value": var(depth, f.name), "cases": cases}
+            )
+    flush_run()
+    return steps
+
+
+def nested_classes(ir: StructIR) -> list[StructIR]:
+    """Bodies of switches, which get their own named tuples (array items stay plain tuples)."""
+    out: list[StructIR] = []
+    for f in ir.fields:
+        if isinstance(f, SwitchField):
+            for case in f.cases:
+                if case.body is not None:
+                    out.append(case.body)
+                    out.extend(nested_classes(case.body))
+        elif isinstance(f, ArrayField):
+            out.extend(nested_classes(f.item))
+    return out
