@@ -133,8 +133,9 @@ def test_empty_and_explicit_encodings():
 def test_content_type():
     assert tsv.content_type(None) == b"text/tab-separated-values"
     assert tsv.content_type("B") == b"text/tab-separated-values; colenc=B"
-    assert tsv.parse_content_type(b"text/tab-separated-values; colenc=U") == ("text/tab-separated-values", "U")
-    assert tsv.parse_content_type("Text/Tab-Separated-Values;COLENC=\"b\"") == ("text/tab-separated-values", "B")
+    mime = "text/tab-separated-values"
+    assert tsv.parse_content_type(b"text/tab-separated-values; colenc=U") == (mime, "U")
+    assert tsv.parse_content_type("Text/Tab-Separated-Values;COLENC=\"b\"") == (mime, "B")
     assert tsv.parse_content_type(b"application/x-www-form-urlencoded") == (
         "application/x-www-form-urlencoded",
         None,
