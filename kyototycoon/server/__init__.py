@@ -1,0 +1,1 @@
+"""The embedded Kyoto Tycoon-compatible server (storage engine and protocol handlers)."""
