@@ -34,6 +34,7 @@ class IntField:
     const: int | None = None
     rebuild: str | None = None  # expression (in field names) that computes it when encoding
     enum: dict[int, str] | None = None  # allowed values of an Enum, by number
+    flags: dict[int, str] | None = None  # named bits of a FlagsEnum
 
 
 @dataclass
@@ -146,17 +147,18 @@ def _format_letter(sub: cs.FormatField) -> tuple[str, int]:
 
 
 def _int_field(name: str, sub: Any, const: int | None = None, rebuild: str | None = None) -> AnyField:
-    enum = None
+    enum = flags = None
     if isinstance(sub, cs.Enum):
         enum = {int(v): str(k) for k, v in sub.encmapping.items()}
         sub = sub.subcon
     elif isinstance(sub, cs.FlagsEnum):
+        flags = {int(v): str(k) for k, v in sub.flags.items()}
         sub = sub.subcon
     if isinstance(sub, VarNum):
         return VarNumField(name, rebuild)
     if isinstance(sub, cs.FormatField):
         letter, size = _format_letter(sub)
-        return IntField(name, letter, size, const=const, rebuild=rebuild, enum=enum)
+        return IntField(name, letter, size, const=const, rebuild=rebuild, enum=enum, flags=flags)
     raise UnsupportedConstruct(f"field {name!r}: unsupported integer construct {type(sub).__name__}")
 
 

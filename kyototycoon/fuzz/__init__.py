@@ -1,0 +1,1 @@
+"""Fuzzing from the protocol schemas: hypothesis strategies and mutations."""

@@ -1,0 +1,284 @@
+"""The generated codecs against construct, the real-server transcripts and bad input."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import pytest
+from conformance_data import case as load_case
+from conformance_data import cases as load_cases
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kyototycoon.codegen.values import from_construct, to_construct
+from kyototycoon.errors import FrameTooLarge, ProtocolError
+from kyototycoon.fuzz.strategies import schema_irs, values
+from kyototycoon.protocol.framing import FrameReader
+from kyototycoon.spec import SPEC_MODULES
+
+IRS = schema_irs()
+CODECS = {name: importlib.import_module(f"kyototycoon._codec.{name}") for name in SPEC_MODULES}
+SCHEMA_IDS = [f"{module}.{name}" for module, name in IRS]
+
+
+def codec_pair(module: str, name: str):
+    codec = CODECS[module]
+    return codec.ENCODERS[name], codec.DECODERS[name], codec.FRAMES[name]
+
+
+def construct_schema(module: str, name: str):
+    return SPEC_MODULES[module].SCHEMAS[name]
+
+
+# ------------------------------------------------------------------ differential
+
+
+@pytest.mark.parametrize(("module", "name"), list(IRS), ids=SCHEMA_IDS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_encode_matches_construct_build(module, name, data):
+    ir = IRS[(module, name)]
+    fields = data.draw(values(ir, known_flags_only=True))
+    encode, _, _ = codec_pair(module, name)
+    assert encode(*fields) == construct_schema(module, name).build(to_construct(ir, fields))
+
+
+@pytest.mark.parametrize(("module", "name"), list(IRS), ids=SCHEMA_IDS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_decode_matches_construct_parse(module, name, data):
+    ir = IRS[(module, name)]
+    schema = construct_schema(module, name)
+    wire = schema.build(to_construct(ir, data.draw(values(ir, known_flags_only=True))))
+    _, decode, frame_cls = codec_pair(module, name)
+    frame, end = decode(wire)
+    assert end == len(wire)
+    assert isinstance(frame, frame_cls)
+    assert tuple(frame) == from_construct(ir, schema.parse(wire))
+
+
+@pytest.mark.parametrize(("module", "name"), list(IRS), ids=SCHEMA_IDS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_round_trip_with_any_flag_bits(module, name, data):
+    """Unknown flag bits survive (construct would drop them; the codec must not)."""
+    ir = IRS[(module, name)]
+    fields = data.draw(values(ir))
+    encode, decode, _ = codec_pair(module, name)
+    wire = encode(*fields)
+    assert decode(wire) == (CODECS[module].FRAMES[name](*fields), len(wire))
+
+
+# ------------------------------------------------------------------ incremental feeding
+
+
+def _feed_all(wire: bytes, decode, chunks: list[bytes]) -> list:
+    reader = FrameReader(decode)
+    frames = []
+    for chunk in chunks:
+        reader.feed(chunk)
+        while (frame := reader.next_frame()) is not None:
+            frames.append(frame)
+    return frames, reader
+
+
+@pytest.mark.parametrize(("module", "name"), list(IRS), ids=SCHEMA_IDS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_reader_whole_bytewise_and_every_split(module, name, data):
+    ir = IRS[(module, name)]
+    encode, decode, frame_cls = codec_pair(module, name)
+    fields = data.draw(values(ir, max_records=3, max_bytes=8))
+    wire = encode(*fields)
+    expected = frame_cls(*fields)
+    trailing = data.draw(st.binary(min_size=1, max_size=4))
+    ways = {
+        "whole": [wire],
+        "bytewise": [wire[i : i + 1] for i in range(len(wire))],
+        **{f"split@{i}": [wire[:i], wire[i:]] for i in range(1, len(wire))},
+    }
+    for how, chunks in ways.items():
+        frames, reader = _feed_all(wire, decode, chunks)
+        assert frames == [expected], how
+        assert reader.buffered == 0, how
+    # bytes after a frame stay buffered for the next one, untouched
+    reader = FrameReader(decode)
+    reader.feed(wire + trailing)
+    assert reader.next_frame() == expected
+    assert reader.leftover() == trailing
+
+
+def test_reader_returns_pipelined_frames_in_order():
+    binary = CODECS["binary"]
+    wire = binary.encode_set_bulk_response(1) + binary.encode_get_bulk_response([(0, 0, b"k", b"v")])
+    reader = FrameReader(binary.RESPONSES_DECODERS)
+    reader.feed(wire)
+    assert reader.next_frame() == binary.SetBulkResponse(1)
+    assert reader.next_frame() == binary.GetBulkResponse([(0, 0, b"k", b"v")])
+    assert reader.next_frame() is None
+
+
+# ------------------------------------------------------------------ transcripts
+
+
+def _split_frames(data: bytes, table: dict) -> list:
+    reader = FrameReader(table)
+    reader.feed(data)
+    frames = []
+    while (frame := reader.next_frame()) is not None:
+        frames.append(frame)
+    assert reader.buffered == 0, "bytes left over after the last frame"
+    return frames
+
+
+def _encoder_for(module: str, frame) -> callable:
+    return CODECS[module].ENCODERS[_snake(type(frame).__name__)]
+
+
+def _snake(cls_name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in cls_name).lstrip("_")
+
+
+BINARY_STEPS = [
+    (case.name, i, step)
+    for case in load_cases()
+    if case.name.startswith("bin/") and case.name != "bin/bad-magic"
+    for i, step in enumerate(case.steps)
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "index", "step"), BINARY_STEPS, ids=[f"{c}#{i}" for c, i, _ in BINARY_STEPS]
+)
+def test_transcript_binary_frames_decode_and_reencode(case, index, step):
+    binary = CODECS["binary"]
+    requests = _split_frames(step.send, binary.REQUESTS_DECODERS)
+    assert requests
+    assert b"".join(_encoder_for("binary", f)(*f) for f in requests) == step.send
+    if step.recv:
+        answers = _split_frames(step.recv, binary.RESPONSES_DECODERS)
+        assert b"".join(_encoder_for("binary", f)(*f) for f in answers) == step.recv
+
+
+def test_transcript_bad_magic_is_refused():
+    (step,) = load_case("bin/bad-magic").steps
+    reader = FrameReader(CODECS["binary"].REQUESTS_DECODERS)
+    reader.feed(step.send)
+    with pytest.raises(ProtocolError, match="got 0xBD"):
+        reader.next_frame()
+
+
+def test_transcript_replication_stream_decodes_and_reencodes():
+    repl = CODECS["replication"]
+    (step,) = load_case("repl/stream").steps
+    request, end = repl.decode_replication_request(step.send)
+    assert end == len(step.send)
+    assert (request.flags, request.ts, request.sid) == (0, 0, 2)
+    assert repl.encode_replication_request(*request) == step.send
+
+    reader = FrameReader(repl.MASTER_FRAMES_DECODERS)
+    reader.feed(step.recv)
+    assert reader.next_frame(repl.decode_hello) == repl.Hello()
+    frames = []
+    while (frame := reader.next_frame()) is not None:
+        frames.append(frame)
+    assert reader.buffered == 0
+    assert isinstance(frames[-1], repl.CaughtUp)
+    log = [f for f in frames if isinstance(f, repl.LogFrame)]
+    assert (
+        b"".join(repl.encode_log_frame(*f) for f in log) + repl.encode_caught_up(*frames[-1]) == step.recv[1:]
+    )
+    messages = [repl.decode_log_message(f.message)[0] for f in log]
+    for f, m in zip(log, messages):
+        assert repl.encode_log_message(*m) == f.message
+    summary = [(m.sid, m.db, m.op, m.body) for m in messages]
+    assert summary == [
+        (1, 0, 0xA1, repl.LogMessageSet(b"r1", 0xFFFFFFFFFF, b"one")),
+        (1, 0, 0xA1, repl.LogMessageSet(b"r2", 4102444800, b"two")),
+        (1, 0, 0xA2, repl.LogMessageRemove(b"r1")),
+        (1, 1, 0xA1, repl.LogMessageSet(b"r3", 0xFFFFFFFFFF, b"three")),
+        (1, 0, 0xA1, repl.LogMessageSet(b"b1", 0xFFFFFFFFFF, b"\x00\x01")),
+        (1, 1, 0xA1, repl.LogMessageSet(b"b2", 4102444800, b"x")),
+        (1, 1, 0xA5, None),
+        (1, 0, 0xA1, repl.LogMessageSet(b"cnt", 0xFFFFFFFFFF, (3).to_bytes(8, "big"))),
+    ]
+    timestamps = [f.ts for f in log]
+    assert timestamps == sorted(timestamps) and len(set(timestamps)) == len(timestamps)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _all_wires():
+    for (module, name), ir in IRS.items():
+        encode, decode, _ = codec_pair(module, name)
+        yield module, name, ir, encode, decode
+
+
+@pytest.mark.parametrize(("module", "name"), list(IRS), ids=SCHEMA_IDS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_truncated_and_bit_flipped_input_never_leaks_other_errors(module, name, data):
+    ir = IRS[(module, name)]
+    encode, decode, _ = codec_pair(module, name)
+    wire = encode(*data.draw(values(ir, max_records=3, max_bytes=8)))
+    cut = data.draw(st.integers(0, max(0, len(wire) - 1)))
+    frame, need = decode(wire[:cut])
+    assert frame is None and need > cut, "a truncated frame must ask for more, never decode partially"
+
+    if not wire:
+        return
+    at = data.draw(st.integers(0, len(wire) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = bytearray(wire)
+    flipped[at] ^= 1 << bit
+    reader = FrameReader(decode, max_frame=1 << 16, max_count=1000)
+    reader.feed(bytes(flipped))
+    reader.feed(b"")  # end of stream: a frame still incomplete must be an error, not a hang
+    started = time.monotonic()
+    try:
+        while reader.next_frame() is not None:
+            pass
+    except ProtocolError:
+        pass
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"\xba\xff\xff\xff\xff",  # get_bulk answer claiming 4 billion records
+        b"\xba\x00\x00\x00\x01\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00" + b"\x00" * 8,  # key of 4 GiB
+    ],
+)
+def test_lying_lengths_are_refused_not_awaited(wire):
+    binary = CODECS["binary"]
+    reader = FrameReader(binary.RESPONSES_DECODERS, max_frame=1 << 20, max_count=10_000)
+    reader.feed(wire)
+    with pytest.raises(FrameTooLarge):
+        reader.next_frame()
+    assert reader.buffered == len(wire), "nothing was allocated for the claim beyond what arrived"
+
+
+def test_wrong_magic_fails_at_the_first_byte():
+    binary = CODECS["binary"]
+    with pytest.raises(ProtocolError, match="expected 0xBA, got 0x41") as info:
+        binary.decode_get_bulk_response(b"A")
+    assert info.value.offset == 0
+
+
+def test_unknown_log_op_and_short_set_value_are_protocol_errors():
+    repl = CODECS["replication"]
+    with pytest.raises(ProtocolError, match="unknown op 0xA9"):
+        repl.decode_log_message(b"\x00\x01\x00\x00\xa9")
+    with pytest.raises(ProtocolError, match="negative length"):
+        repl.decode_log_message(b"\x00\x01\x00\x00\xa1\x01\x02k\x00\x00")
+    with pytest.raises(ProtocolError, match="varnum"):
+        repl.decode_log_message(b"\x00\x01\x00\x00\xa2" + b"\xff" * 11)
+
+
+def test_encoders_name_the_frame_on_bad_values():
+    binary = CODECS["binary"]
+    with pytest.raises(ValueError, match="set_bulk_request"):
+        binary.encode_set_bulk_request(0, [(70000, 0, b"k", b"v")])  # db does not fit u16

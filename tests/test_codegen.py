@@ -1,0 +1,50 @@
+"""The generator: deterministic, checkable, and faithful to the spec it walks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import construct as cs
+import pytest
+
+from kyototycoon import codegen
+from kyototycoon.codegen.ir import UnsupportedConstruct, walk_struct
+
+
+def test_generation_is_deterministic():
+    assert codegen.render_all() == codegen.render_all()
+
+
+def test_installed_codecs_are_what_the_spec_gives():
+    assert codegen.check() == []
+
+
+def test_check_catches_a_hand_edit(tmp_path):
+    codegen.write(tmp_path)
+    assert codegen.check(tmp_path) == []
+    target = tmp_path / "binary.py"
+    target.write_text(target.read_text().replace("0xBA", "0xBB", 1))
+    assert codegen.check(tmp_path) == [str(target)]
+    (tmp_path / "replication.py").unlink()
+    assert str(tmp_path / "replication.py") in codegen.check(tmp_path)
+
+
+def test_command_line_check_exit_codes(tmp_path):
+    run = [sys.executable, "-m", "kyototycoon.codegen", "--out", str(tmp_path)]
+    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1
+    assert subprocess.run(run, capture_output=True).returncode == 0
+    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0
+
+
+def test_generated_modules_name_their_schema():
+    files = codegen.render_all()
+    assert "from kyototycoon/spec/binary.py" in files["binary.py"].splitlines()[0]
+    assert "spec sha256:" in files["replication.py"]
+
+
+def test_unknown_constructs_fail_the_build_instead_of_guessing():
+    with pytest.raises(UnsupportedConstruct, match=r"GreedyBytes|unsupported"):
+        walk_struct(cs.Struct("rest" / cs.GreedyBytes), "Greedy")
+    with pytest.raises(UnsupportedConstruct, match="big-endian"):
+        walk_struct(cs.Struct("n" / cs.Int32ul), "Little")
