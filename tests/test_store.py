@@ -326,16 +326,16 @@ def test_error_texts(what, op, expected) -> None:
     assert db.get(b"k") == (b"value", XT_MAX)  # a failed operation changes nothing
 
 
-@pytest.mark.parametrize("ref", [2, -1, "2", "9", "nosuch", b"nosuch.kch", "1x"])
+@pytest.mark.parametrize("ref", [2, -1, "2", "9", "99999999999999999999", "-1", "nosuch", b"nosuch.kch"])
 def test_resolve_unknown(ref) -> None:
     assert _err(make_store().resolve, ref) == NO_DB
 
 
 def test_resolve_known() -> None:
     s = Store(["%", "casket.kch"], clock=FakeClock())
-    refs = (None, 0, 1, "0", "1", b"1", "%", "casket.kch")
-    assert [s.resolve(r).index for r in refs] == [0, 0, 1, 0, 1, 1, 0, 1]
-    assert Store(["%", "%"]).resolve("%").index == 0  # a shared name finds the first
+    refs = (None, "", 0, 1, "0", "1", b"1", "1x", "%", "casket.kch")
+    assert [s.resolve(r).index for r in refs] == [0, 0, 0, 1, 0, 1, 1, 1, 0, 1]
+    assert Store(["%", "%"]).resolve("%").index == 1  # a shared name: ktserver's map keeps the last
 
 
 def test_error_classes_match_client_mapping() -> None:
@@ -437,6 +437,7 @@ DOUBLE_TABLE = [
     ([1.5], 1, 500_000_000_000_000, 1.5),
     ([-1.5], -1, -500_000_000_000_000, -1.5),
     ([0.75, 0.5], 1, 250_000_000_000_000, 1.25),  # 0.75 + 0.5 carries into the integer part
+    ([0.5, 0.5], 1, 0, 1.0),  # a fraction reaching exactly 10^15 carries too
     ([0.3], 0, 299_999_999_999_999, 0.3),  # 0.3 is 0.2999... in binary: truncated, not rounded
     ([-0.25, 0.5], 0, 250_000_000_000_000, 0.25),
     ([2.0, -0.5], 2, -500_000_000_000_000, 1.5),  # the fraction keeps its own sign
@@ -560,6 +561,8 @@ def test_cursor_survives_concurrent_changes() -> None:
     db = make_store().resolve(0)
     db.set_bulk({b"a": b"1", b"c": b"3", b"e": b"5"})
     cur = db.cursor()
+    cur.jump_back(b"c")
+    assert cur.get_key() == b"c"  # jump_back to an existing key lands on it
     cur.jump(b"b")
     assert cur.get_key() == b"c"  # jump to a missing key lands on the next one
     db.remove(b"c")  # removed under the cursor by someone else
@@ -582,11 +585,17 @@ def test_cursor_edits() -> None:
     cur.set_value(b"one", 50, step=True)
     assert db.get(b"a") == (b"one", int(clock.now) + 50)
     assert cur.seize() == (b"b", b"2", XT_MAX)
+    db.set(b"bb", b"inserted")  # the cursor already moved on to "c": it does not see "bb"
     assert cur.get_value() == b"3"
+    db.set(b"d", b"4")
+    cur.remove()  # removes "c"; the cursor moves on to "d" ...
+    db.set(b"cc", b"inserted")
+    assert cur.get_key() == b"d"  # ... so a key inserted where "c" was stays behind it
     cur.remove()
     assert not cur.valid
-    tail = [(r.op, r.key) for r in s.read_log(0)[-3:]]
-    assert tail == [(OP_SET, b"a"), (OP_REMOVE, b"b"), (OP_REMOVE, b"c")]
+    tail = [(r.op, r.key) for r in s.read_log(0)[-7:]]
+    assert tail == [(OP_SET, b"a"), (OP_REMOVE, b"b"), (OP_SET, b"bb"), (OP_SET, b"d"),
+                    (OP_REMOVE, b"c"), (OP_SET, b"cc"), (OP_REMOVE, b"d")]
 
 
 # --------------------------------------------------------------------------- matching

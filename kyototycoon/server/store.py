@@ -31,6 +31,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import struct
 import tempfile
 import time
@@ -90,6 +91,8 @@ DEFAULT_REGEX_TIMEOUT = 1.0
 # The real server's in-memory B+ tree reports this size when empty; adding the
 # payload keeps ``size`` plausible and monotonic in the data.
 _EMPTY_DB_SIZE = 526693
+
+_LEADING_DIGITS = re.compile(r"[0-9]+")
 
 KeyLike = Union[bytes, bytearray, memoryview, str]
 DbRef = Union[int, str, bytes, None]
@@ -429,7 +432,7 @@ class Database:
         limit = _limit(max)
         out: list[bytes] = []
         deadline = None if timeout is None else time.monotonic() + timeout
-        for key in list(self._recs.keys()):
+        for key in self._recs:  # nothing can change the dict during this synchronous scan
             if len(out) >= limit:
                 break
             if deadline is None:
@@ -819,8 +822,10 @@ _SNAP_TRAILER = b"END!"
 class Store:
     """All databases of a server, its update log and its named signals.
 
-    ``db_names`` gives one database per entry (index = position; several may
-    share a name, lookup by name finds the first). ``clock`` returns epoch
+    ``db_names`` gives one database per entry (index = position); the name
+    is what ``DB`` may use, e.g. ``"casket.kch"`` for ``/data/casket.kch#bnum=1000``
+    (deriving it is the caller's job). Several may share a name: lookup by
+    name then finds the last of them. ``clock`` returns epoch
     seconds and drives expiration and log timestamps. The update log keeps
     at most ``ulog_size`` bytes (see :attr:`LogRecord.size`) and, if given,
     ``ulog_records`` records, dropping the oldest; the newest record is always
@@ -839,7 +844,8 @@ class Store:
         self.databases = [Database(self, i, name) for i, name in enumerate(names)]
         self._by_name: dict[str, Database] = {}
         for db in self.databases:
-            self._by_name.setdefault(db.name, db)
+            # ktserver fills a std::map in index order, so of equal names the last one wins.
+            self._by_name[db.name] = db
         self._log: list[LogRecord] = []
         self._log_ts: list[int] = []  # parallel to _log, for bisect (3.9 has no bisect key=)
         self._log_start = 0  # records before this index were dropped
@@ -853,21 +859,22 @@ class Store:
     # ------------------------------------------------------------ databases
 
     def resolve(self, db: DbRef = None) -> Database:
-        """The database named by a request's ``DB``: None = the first; an int or a
-        string of digits = an index; anything else = a name. NoSuchDatabase
-        (400 ``no such database``) when there is none.
+        """The database a request's ``DB`` names, read the way ktserver reads it.
+
+        None or empty = the first database; an int, or a string starting with
+        a digit (its leading digits, like C ``atoi``: ``"1x"`` is 1) = an
+        index; anything else = a name. NoSuchDatabase (400 ``no such
+        database``) when there is none.
         """
         if db is None:
             return self.databases[0]
         if isinstance(db, bytes):
             db = db.decode("utf-8", "replace")
         if isinstance(db, str):
-            # Like ktserver: a leading digit means an index.
-            if db[:1].isdigit():
-                try:
-                    db = int(db)
-                except ValueError:
-                    raise _no_such_db() from None
+            if not db:
+                return self.databases[0]
+            if "0" <= db[0] <= "9":
+                db = int(_LEADING_DIGITS.match(db).group())  # type: ignore[union-attr]
             else:
                 found = self._by_name.get(db)
                 if found is None:
