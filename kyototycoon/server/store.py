@@ -711,13 +711,15 @@ class Cursor:
     is >= the remembered key (if that record was removed, the cursor stands on
     the next one, as a B+ tree cursor does). Every operation on an unpositioned
     cursor, or one that ran off either end, raises NoRecord
-    (``DB: 7: no record: no record``).
+    (``DB: 7: no record: no record``). A record that expires under the cursor
+    is purged, so the cursor then stands on the next one (Kyoto Tycoon skips
+    expired records in the direction of the last move: backward walks may
+    differ there).
     """
 
     def __init__(self, db: Database):
         self.db = db
         self._key: bytes | None = None
-        self.backward = False  # direction of the last move, as TimedDB::Cursor keeps it
 
     @property
     def valid(self) -> bool:
@@ -743,12 +745,10 @@ class Cursor:
     def _advance(self, key: bytes) -> None:
         # Running off the end is not an error for the operation that stepped.
         self._key = self.db._higher(key)
-        self.backward = False
 
     def jump(self, key: KeyLike | None = None) -> None:
         """Go to the first record, or the first whose key is >= ``key``; NoRecord if none."""
         self.db._now()
-        self.backward = False
         if key is None:
             self._land(self.db._recs.keys()[0] if self.db._recs else None)
         else:
@@ -757,7 +757,6 @@ class Cursor:
     def jump_back(self, key: KeyLike | None = None) -> None:
         """Go to the last record, or the last whose key is <= ``key``; NoRecord if none."""
         self.db._now()
-        self.backward = True
         if key is None:
             self._land(self.db._recs.keys()[-1] if self.db._recs else None)
         else:
@@ -766,13 +765,11 @@ class Cursor:
     def step(self) -> None:
         """Move to the next record; NoRecord (and unpositioned) past the last one."""
         key = self._locate()
-        self.backward = False
         self._land(self.db._higher(key))
 
     def step_back(self) -> None:
         """Move to the previous record; NoRecord (and unpositioned) before the first one."""
         key = self._locate()
-        self.backward = True
         self._land(self.db._lower(key))
 
     def get(self, step: bool = False) -> tuple[bytes, bytes, int]:
