@@ -144,10 +144,8 @@ def _segment_step(fields: list[Any], depth: int, structs: StructTable) -> dict[s
         consts = [
             {"var": f"_c_{f.name}", "value": f.const, "offset": sum(g.size for g in run[:i])}
             for i, f in enumerate(run)
-            if f.const is not None and not (early is not None and early["field"] is f)
+            if f.const is not None
         ]
-        # an early-checked constant needs no variable of its own
-        names = [("_" if early is not None and early["field"] is f else n) for f, n in zip(run, names)]
         items.append(
             {
                 "kind": "unpack",
