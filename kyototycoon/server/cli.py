@@ -1,0 +1,94 @@
+"""Command line of the embedded server: ``main(argv)`` and ``serve_forever(config)``.
+
+The package CLI's ``serve`` subcommand can reuse :func:`add_server_arguments`
+on its own parser, then call :func:`config_from_args` and :func:`serve_forever`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from kyototycoon.server.config import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_ULOG_BYTES,
+    ServerConfig,
+)
+from kyototycoon.server.core import Server
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the server's options to ``parser`` (returns it)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1978, help="port for HTTP and binary (default 1978)")
+    parser.add_argument("--db", action="append", dest="databases", metavar="NAME",
+                        help="a database name; repeat for several (default: one called %%)")
+    parser.add_argument("--memcache-port", type=int, default=None,
+                        help="also speak the memcached protocol on this port")
+    parser.add_argument("--memcache-no-flags", action="store_false", dest="memcache_flags",
+                        help="do not keep memcached item flags in the values' last 4 bytes")
+    parser.add_argument("--snapshot", metavar="FILE",
+                        help="load FILE at start, write it atomically at shutdown")
+    parser.add_argument("--snapshot-interval", type=float, default=0.0, metavar="SECONDS",
+                        help="also write the snapshot every SECONDS (default: only at shutdown)")
+    parser.add_argument("--sid", type=int, default=1, help="server id in update-log records (default 1)")
+    parser.add_argument("--ulog-bytes", type=int, default=DEFAULT_ULOG_BYTES,
+                        help="bound of the in-memory update log in bytes")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="seconds a started request may stall before it is refused")
+    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    parser.add_argument("--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES)
+    parser.add_argument("--max-records", type=int, default=DEFAULT_MAX_RECORDS,
+                        help="most records one binary request may carry")
+    parser.add_argument("--server-name", default=None,
+                        help="host:port written in REST Location headers (default localhost:PORT)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A :class:`ServerConfig` from parsed :func:`add_server_arguments` options."""
+    return ServerConfig(
+        host=args.host, port=args.port, databases=args.databases or ["%"],
+        memcache_port=args.memcache_port, memcache_flags=args.memcache_flags,
+        snapshot=args.snapshot, snapshot_interval=args.snapshot_interval, sid=args.sid,
+        ulog_bytes=args.ulog_bytes, timeout=args.timeout, max_request_bytes=args.max_request_bytes,
+        max_header_bytes=args.max_header_bytes, max_records=args.max_records,
+        server_name=args.server_name,
+    )
+
+
+async def _serve(config: ServerConfig) -> None:
+    server = Server(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop()))
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    mc = f", memcached on {server.memcache_port}" if server.memcache_port is not None else ""
+    logging.getLogger("kyototycoon.server").info(
+        "Kyoto Tycoon-compatible server on %s:%d%s", server.host, server.port, mc)
+    await server.serve_forever()
+
+
+def serve_forever(config: ServerConfig) -> None:
+    """Run a server in the foreground until SIGINT or SIGTERM; stops cleanly (snapshot written)."""
+    asyncio.run(_serve(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kyototycoon serve``'s body: parse ``argv`` and serve."""
+    parser = add_server_arguments(argparse.ArgumentParser(
+        prog="kyototycoon serve", description="Embedded Kyoto Tycoon 0.9.56-compatible server"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    serve_forever(config_from_args(args))
+    return 0

@@ -1,0 +1,139 @@
+"""Answers to HTTP requests: TSV-RPC under ``/rpc/`` and the RESTful interface everywhere else.
+
+Sans-IO: takes a parsed :class:`~kyototycoon.protocol.http.Request`, returns
+the response bytes, laid out as ktserver writes them (headers after
+Content-Length in name order, as its header map sorts them).
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_tz
+from typing import TYPE_CHECKING
+
+from kyototycoon import errors
+from kyototycoon.protocol import tsv
+from kyototycoon.protocol.http import Request, build_response
+from kyototycoon.server.rpc import Session, call_procedure, resolve_db
+from kyototycoon.server.store import XT_MAX, Database
+
+if TYPE_CHECKING:
+    from kyototycoon.server.core import Server
+
+_RPC_PREFIX = b"/rpc/"
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date_of(epoch: int) -> bytes:
+    """RFC 1123 date of an epoch second, for years past 9999 too (``time.gmtime`` copes, datetime not)."""
+    t = time.gmtime(epoch)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday].encode(), t.tm_mday, _MONTHS[t.tm_mon - 1].encode(), t.tm_year,
+        t.tm_hour, t.tm_min, t.tm_sec,
+    )
+
+
+def parse_xt_header(value: str) -> int:
+    """``X-Kt-Xt`` as ``kt::strmktime`` reads it: epoch seconds, an RFC 1123 or ISO 8601 date; -1 if none."""
+    text = value.strip()
+    if not text:
+        return -1
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    parsed = parsedate_tz(text)
+    if parsed is not None:
+        offset = parsed[9] or 0
+        return calendar.timegm((*parsed[:6], 0, 0, 0)) - offset
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return -1
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def _rpc_params(request: Request) -> dict[bytes, bytes]:
+    """Query string first, then the body (form or TSV in any column encoding); later values win."""
+    pairs = tsv.parse_query(request.query, lenient=True) if request.query else []
+    if request.body:
+        ctype = request.headers.get("content-type", "")
+        low = ctype.lower()
+        if low.startswith("application/x-www-form-urlencoded"):
+            pairs += tsv.parse_form(request.body, lenient=True)
+        elif low.startswith("text/tab-separated-values"):
+            try:
+                colenc = tsv.parse_content_type(ctype)[1]
+            except errors.ProtocolError:
+                colenc = None  # ktserver leaves fields of an unknown encoding as they are
+            pairs += tsv.decode_records(request.body, colenc, lenient=True)
+    return dict(pairs)
+
+
+async def handle_http(server: Server, session: Session, request: Request) -> bytes:
+    """The complete response to one request."""
+    if request.path.startswith(_RPC_PREFIX):
+        name = request.path[len(_RPC_PREFIX):].decode("latin-1")
+        status, out = await call_procedure(server, session, name, _rpc_params(request))
+        body, colenc = tsv.encode_records(out.items(), sort=True)
+        return build_response(status, [(b"Content-Type", tsv.content_type(colenc))], body,
+                              keep_alive=request.keep_alive)
+    return handle_rest(server, request)
+
+
+def _rest_target(server: Server, path: bytes) -> tuple[Database | None, bytes]:
+    """ktserver's split of a REST path: ``/[db/]key``, both URL-encoded."""
+    rest = path[1:] if path.startswith(b"/") else path
+    db: Database | None = server.store.databases[0]
+    slash = rest.find(b"/")
+    if slash >= 0:
+        db_expr = tsv.decode_field(rest[:slash], "U", lenient=True)
+        rest = rest[slash + 1:]
+        if rest.startswith(b"/"):
+            rest = rest[1:]
+        db = resolve_db(server, db_expr)
+    return db, tsv.decode_field(rest, "U", lenient=True)
+
+
+def _error_header(exc: errors.ServerError) -> tuple[bytes, bytes]:
+    return (b"X-Kt-Error", exc.message.encode("utf-8"))
+
+
+def handle_rest(server: Server, request: Request) -> bytes:
+    """GET, HEAD, PUT and DELETE of one record; anything else is 501."""
+    keep = request.keep_alive
+    db, key = _rest_target(server, request.path)
+    if db is None:
+        return build_response(400, None, b"no such database\n", keep_alive=keep)
+    method = request.method
+    if method in ("GET", "HEAD"):
+        head = method == "HEAD"
+        try:
+            value, xt = db.get(key)
+        except errors.ServerError as exc:
+            return build_response(404 if isinstance(exc, errors.NoRecord) else 500, [_error_header(exc)],
+                                  keep_alive=keep, head=head)
+        headers = [(b"X-Kt-Xt", http_date_of(xt))] if xt < XT_MAX else None
+        return build_response(200, headers, value, keep_alive=keep, head=head)
+    if method == "PUT":
+        mode = request.headers.get("x-kt-mode", "").lower()
+        store = {"add": db.add, "replace": db.replace}.get(mode, db.set)
+        raw_xt = request.headers.get("x-kt-xt")
+        xt = parse_xt_header(raw_xt) if raw_xt is not None else -1
+        try:
+            store(key, request.body, -xt if 0 < xt < XT_MAX else None)
+        except errors.ServerError as exc:
+            return build_response(450 if exc.status == 450 else 500, [_error_header(exc)], keep_alive=keep)
+        location = b"http://" + server.server_name.encode("latin-1") + request.target
+        return build_response(201, [(b"Location", location)], keep_alive=keep)
+    if method == "DELETE":
+        try:
+            db.remove(key)
+        except errors.ServerError as exc:
+            return build_response(404 if isinstance(exc, errors.NoRecord) else 500, [_error_header(exc)],
+                                  keep_alive=keep)
+        return build_response(204, None, keep_alive=keep)
+    return build_response(501, None, keep_alive=keep)

@@ -1,0 +1,445 @@
+"""TSV-RPC procedures of Kyoto Tycoon 0.9.56, driven by one table.
+
+Each :class:`Procedure` names its handler, what it works on (a database, a
+cursor or nothing) and its required parameters; :func:`call_procedure` does
+what ktserver's ``Worker::process`` does around every handler, in the same
+order: ``WAIT``, the ``DB`` and ``CUR`` lookups, the checks (``no such
+database``, ``no such cursor``, ``invalid parameters``), the call, then
+``SIGNAL``. Handlers take a :class:`Call` and return the output map; a
+failure is a :class:`~kyototycoon.errors.ServerError` carrying the status and
+exact message the real server sends.
+
+Parameters and outputs are ``bytes -> bytes`` maps, as the TSV layer gives
+and takes them; parameter names are ASCII.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+from kyototycoon import errors
+from kyototycoon.server.store import XT_MAX, Cursor, Database
+from kyototycoon.server.textnum import atof, atoi
+
+if TYPE_CHECKING:
+    from kyototycoon.server.core import Server
+
+_log = logging.getLogger(__name__)
+
+Params = Mapping[bytes, bytes]
+Outmap = dict[bytes, bytes]
+
+#: ktserver's DEFTOUT: how long ``WAIT`` waits when ``WAITTIME`` is missing or not positive.
+DEFAULT_WAIT_SECONDS = 30.0
+
+
+class Session:
+    """What one connection keeps between requests: its cursors by ``CUR`` id."""
+
+    __slots__ = ("cursors",)
+
+    def __init__(self) -> None:
+        self.cursors: dict[int, Cursor] = {}
+
+
+@dataclass
+class Call:
+    """One procedure call: the request's parameters and what they resolved to."""
+
+    server: Server
+    session: Session
+    params: Params
+    db: Optional[Database]
+    cursor: Optional[Cursor]
+
+    def xt(self) -> int | None:
+        """The ``xt`` parameter as ktserver reads it (None = never expires)."""
+        raw = self.params.get(b"xt")
+        return None if raw is None else atoi(raw)
+
+    def flag(self, name: bytes) -> bool:
+        """True when the parameter is present, whatever its value (``atomic``, ``step``, ``utf``)."""
+        return name in self.params
+
+    def max(self) -> int:
+        raw = self.params.get(b"max")
+        return -1 if raw is None else atoi(raw)
+
+    def underscored(self) -> Outmap:
+        """The parameters whose names start with ``_``, without the ``_`` (bulk keys, script input)."""
+        return {k[1:]: v for k, v in self.params.items() if k[:1] == b"_" and len(k) > 0}
+
+
+Handler = Callable[[Call], Optional[Outmap]]
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A row of the table: handler, target (``"db"``, ``"cursor"`` or None) and required parameters.
+
+    ``counter`` names the ``report`` counter it bumps (``cnt_<counter>``, and
+    ``cnt_<counter>_misses`` when it fails).
+    """
+
+    handler: Handler
+    target: Optional[str] = "db"
+    required: tuple[bytes, ...] = ()
+    counter: str = "misc"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _with_xt(out: Outmap, xt: int) -> Outmap:
+    # ktserver reports xt only for records that expire
+    if xt < XT_MAX:
+        out[b"xt"] = b"%d" % xt
+    return out
+
+
+def _numbered(keys: list[bytes]) -> Outmap:
+    """``match_*`` answers: ``_key`` -> its rank, then ``num``."""
+    out = {b"_" + key: b"%d" % i for i, key in enumerate(keys)}
+    out[b"num"] = b"%d" % len(keys)
+    return out
+
+
+def _orig_int(raw: bytes | None) -> int | bytes | None:
+    if raw is None or raw in (b"try", b"set"):
+        return raw
+    return atoi(raw)
+
+
+def _orig_float(raw: bytes | None) -> float | bytes | None:
+    if raw is None or raw in (b"try", b"set"):
+        return raw
+    return atof(raw)
+
+
+def _store_method(name: str) -> Handler:
+    """set / add / replace / append: the same parameters, a different Database method."""
+
+    def handler(call: Call) -> None:
+        getattr(call.db, name)(call.params[b"key"], call.params[b"value"], call.xt())
+
+    handler.__name__ = f"do_{name}"
+    return handler
+
+
+def _cursor_get(step_field: bool, fields: str) -> Handler:
+    """cur_get_key / cur_get_value / cur_get: read the cursor's record, maybe step."""
+
+    def handler(call: Call) -> Outmap:
+        key, value, xt = call.cursor.get(step_field and call.flag(b"step"))
+        if fields == "key":
+            return {b"key": key}
+        if fields == "value":
+            return {b"value": value}
+        return _with_xt({b"key": key, b"value": value}, xt)
+
+    return handler
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def do_void(call: Call) -> None:
+    return None
+
+
+def do_echo(call: Call) -> Outmap:
+    return dict(call.params)
+
+
+def do_report(call: Call) -> Outmap:
+    return call.server.report()
+
+
+def do_play_script(call: Call) -> Outmap:
+    name = call.params.get(b"name")
+    if not name or not name.isalnum():
+        raise errors.InvalidParameters(400, "invalid parameters")
+    proc = call.server.config.scripts.get(name.decode("ascii"))
+    if proc is None:
+        raise errors.NotImplementedByServer(501, "no such scripting procedure")
+    return {b"_" + k: v for k, v in run_script(call.server, proc, call.underscored()).items()}
+
+
+def run_script(server: Server, proc, inmap: Outmap) -> Mapping[bytes, bytes]:
+    """Call a script procedure; every failure becomes ``the scripting procedure failed``."""
+    try:
+        return proc(server.store, inmap)
+    except errors.ServerError as exc:
+        raise errors.ServerError(exc.status, "the scripting procedure failed") from None
+    except Exception:  # noqa: BLE001 -- user code: a bug in a script is a 500 for that call, as in ktserver
+        _log.exception("script procedure failed")
+        raise errors.ServerError(500, "the scripting procedure failed") from None
+
+
+def do_tune_replication(call: Call) -> None:
+    # The embedded server is never a replication slave: ktserver without -rts answers this.
+    raise errors.NotImplementedByServer(501, "the RTS file is not set")
+
+
+def do_status(call: Call) -> Outmap:
+    return {k.encode(): v.encode() for k, v in call.db.status().items()}
+
+
+def do_clear(call: Call) -> None:
+    call.db.clear()
+
+
+def do_synchronize(call: Call) -> None:
+    call.server.synchronize()
+
+
+def do_increment(call: Call) -> Outmap:
+    p = call.params
+    num = call.db.increment(p[b"key"], atoi(p[b"num"]), _orig_int(p.get(b"orig")), call.xt())
+    return {b"num": b"%d" % num}
+
+
+def do_increment_double(call: Call) -> Outmap:
+    p = call.params
+    num = call.db.increment_double(p[b"key"], atof(p[b"num"]), _orig_float(p.get(b"orig")), call.xt())
+    return {b"num": b"%f" % num}
+
+
+def do_cas(call: Call) -> None:
+    p = call.params
+    call.db.cas(p[b"key"], p.get(b"oval"), p.get(b"nval"), call.xt())
+
+
+def do_remove(call: Call) -> None:
+    call.db.remove(call.params[b"key"])
+
+
+def do_get(call: Call) -> Outmap:
+    value, xt = call.db.get(call.params[b"key"])
+    return _with_xt({b"value": value}, xt)
+
+
+def do_check(call: Call) -> Outmap:
+    size, xt = call.db.check(call.params[b"key"])
+    return _with_xt({b"vsiz": b"%d" % size}, xt)
+
+
+def do_seize(call: Call) -> Outmap:
+    value, xt = call.db.seize(call.params[b"key"])
+    return _with_xt({b"value": value}, xt)
+
+
+def do_set_bulk(call: Call) -> Outmap:
+    num = call.db.set_bulk(call.underscored(), call.xt(), call.flag(b"atomic"))
+    return {b"num": b"%d" % num}
+
+
+def do_remove_bulk(call: Call) -> Outmap:
+    num = call.db.remove_bulk(list(call.underscored()), call.flag(b"atomic"))
+    return {b"num": b"%d" % num}
+
+
+def do_get_bulk(call: Call) -> Outmap:
+    found = call.db.get_bulk(list(call.underscored()), call.flag(b"atomic"))
+    out = {b"_" + key: value for key, (value, _xt) in found.items()}
+    out[b"num"] = b"%d" % len(found)
+    return out
+
+
+def do_vacuum(call: Call) -> None:
+    raw = call.params.get(b"step")
+    call.db.vacuum(atoi(raw) if raw is not None else None)
+
+
+def do_match_prefix(call: Call) -> Outmap:
+    return _numbered(call.db.match_prefix(call.params[b"prefix"], call.max()))
+
+
+def do_match_regex(call: Call) -> Outmap:
+    timeout = call.server.config.regex_timeout
+    return _numbered(call.db.match_regex(call.params[b"regex"], call.max(), timeout=timeout))
+
+
+def do_match_similar(call: Call) -> Outmap:
+    raw = call.params.get(b"range")
+    distance = atoi(raw) if raw is not None else 1
+    if distance < 0:
+        distance = 1
+    keys = call.db.match_similar(call.params[b"origin"], distance, call.flag(b"utf"), call.max())
+    return _numbered(keys)
+
+
+def do_cur_jump(call: Call) -> None:
+    call.cursor.jump(call.params.get(b"key"))
+
+
+def do_cur_jump_back(call: Call) -> None:
+    call.cursor.jump_back(call.params.get(b"key"))
+
+
+def do_cur_step(call: Call) -> None:
+    call.cursor.step()
+
+
+def do_cur_step_back(call: Call) -> None:
+    call.cursor.step_back()
+
+
+def do_cur_set_value(call: Call) -> None:
+    call.cursor.set_value(call.params[b"value"], call.xt(), call.flag(b"step"))
+
+
+def do_cur_remove(call: Call) -> None:
+    call.cursor.remove()
+
+
+def do_cur_seize(call: Call) -> Outmap:
+    key, value, xt = call.cursor.seize()
+    return _with_xt({b"key": key, b"value": value}, xt)
+
+
+def do_cur_delete(call: Call) -> None:
+    # An existing cursor is deleted before dispatch (see call_procedure). Reaching
+    # here means there was none: ktserver has no handler for that case and says so.
+    raise errors.NotImplementedByServer(501, "not implemented: cur_delete")
+
+
+KEY = (b"key",)
+KEY_VALUE = (b"key", b"value")
+
+#: name -> procedure, every one ktserver 0.9.56 answers over TSV-RPC.
+PROCEDURES: dict[str, Procedure] = {
+    "void": Procedure(do_void, None),
+    "echo": Procedure(do_echo, None),
+    "report": Procedure(do_report, None),
+    "play_script": Procedure(do_play_script, None, counter="script"),
+    "tune_replication": Procedure(do_tune_replication, None),
+    "status": Procedure(do_status),
+    "clear": Procedure(do_clear),
+    "synchronize": Procedure(do_synchronize),
+    "set": Procedure(_store_method("set"), required=KEY_VALUE, counter="set"),
+    "add": Procedure(_store_method("add"), required=KEY_VALUE, counter="set"),
+    "replace": Procedure(_store_method("replace"), required=KEY_VALUE, counter="set"),
+    "append": Procedure(_store_method("append"), required=KEY_VALUE, counter="set"),
+    "increment": Procedure(do_increment, required=(b"key", b"num"), counter="set"),
+    "increment_double": Procedure(do_increment_double, required=(b"key", b"num"), counter="set"),
+    "cas": Procedure(do_cas, required=KEY, counter="set"),
+    "remove": Procedure(do_remove, required=KEY, counter="remove"),
+    "get": Procedure(do_get, required=KEY, counter="get"),
+    "check": Procedure(do_check, required=KEY, counter="get"),
+    "seize": Procedure(do_seize, required=KEY, counter="remove"),
+    "set_bulk": Procedure(do_set_bulk, counter="set"),
+    "remove_bulk": Procedure(do_remove_bulk, counter="remove"),
+    "get_bulk": Procedure(do_get_bulk, counter="get"),
+    "vacuum": Procedure(do_vacuum),
+    "match_prefix": Procedure(do_match_prefix, required=(b"prefix",)),
+    "match_regex": Procedure(do_match_regex, required=(b"regex",)),
+    "match_similar": Procedure(do_match_similar, required=(b"origin",)),
+    "cur_jump": Procedure(do_cur_jump, "cursor"),
+    "cur_jump_back": Procedure(do_cur_jump_back, "cursor"),
+    "cur_step": Procedure(do_cur_step, "cursor"),
+    "cur_step_back": Procedure(do_cur_step_back, "cursor"),
+    "cur_set_value": Procedure(do_cur_set_value, "cursor", (b"value",), counter="set"),
+    "cur_remove": Procedure(do_cur_remove, "cursor", counter="remove"),
+    "cur_get_key": Procedure(_cursor_get(True, "key"), "cursor", counter="get"),
+    "cur_get_value": Procedure(_cursor_get(True, "value"), "cursor", counter="get"),
+    "cur_get": Procedure(_cursor_get(True, "record"), "cursor", counter="get"),
+    "cur_seize": Procedure(do_cur_seize, "cursor", counter="get"),
+    "cur_delete": Procedure(do_cur_delete, None),
+}
+
+def resolve_db(server: Server, raw: bytes | None) -> Database | None:
+    """The database a ``DB`` parameter names, or None (ktserver: a leading digit means an index)."""
+    databases = server.store.databases
+    if not raw:
+        return databases[0]
+    if 0x30 <= raw[0] <= 0x39:
+        index = atoi(raw)
+        return databases[index] if 0 <= index < len(databases) else None
+    try:
+        return server.store.resolve(raw.decode("utf-8"))
+    except (errors.NoSuchDatabase, UnicodeDecodeError):
+        return None
+
+
+async def call_procedure(server: Server, session: Session, name: str, params: Params) -> tuple[int, Outmap]:
+    """Run procedure ``name``; returns ``(HTTP status, output map)``, errors included."""
+    store = server.store
+    wait = params.get(b"WAIT")
+    if wait is not None:
+        raw = params.get(b"WAITTIME")
+        seconds = atof(raw) if raw is not None else 0.0
+        if not seconds > 0:
+            seconds = DEFAULT_WAIT_SECONDS
+        if not await store.wait_signal(wait.decode("latin-1"), seconds):
+            return 503, {b"ERROR": b"the condition timed out"}
+    db = resolve_db(server, params.get(b"DB"))
+    cursor = None
+    raw_cur = params.get(b"CUR")
+    if raw_cur and 0x30 <= raw_cur[0] <= 0x39:
+        cur_id = atoi(raw_cur)
+        cursor = session.cursors.get(cur_id)
+        if cursor is None:
+            if db is not None:
+                cursor = session.cursors[cur_id] = db.cursor()
+        elif name == "cur_delete":
+            del session.cursors[cur_id]
+            return 200, {}
+    status, out = _dispatch(server, name, params, db, cursor, session)
+    signal = params.get(b"SIGNAL")
+    if signal is not None:
+        woken = store.signal(signal.decode("latin-1"), broadcast=b"SIGNALBROAD" in params)
+        out[b"SIGNALED"] = b"%d" % woken
+    return status, out
+
+
+def _dispatch(server: Server, name: str, params: Params, db: Database | None, cursor: Cursor | None,
+              session: Session) -> tuple[int, Outmap]:
+    proc = PROCEDURES.get(name)
+    if proc is None:
+        return 501, {b"ERROR": b"not implemented: " + name.encode("latin-1")}
+    if proc.target == "db" and db is None:
+        return 400, {b"ERROR": b"no such database"}
+    if proc.target == "cursor" and cursor is None:
+        return 400, {b"ERROR": b"no such cursor"}
+    for required in proc.required:
+        if required not in params:
+            return 400, {b"ERROR": b"invalid parameters"}
+    counters = server.counters
+    counters[proc.counter] += 1
+    try:
+        out = proc.handler(Call(server, session, params, db, cursor))
+    except errors.ServerError as exc:
+        counters[proc.counter + "_misses"] += 1
+        return exc.status or 500, {b"ERROR": exc.message.encode("utf-8")}
+    return 200, (out if out is not None else {})
+
+
+def build_report(server: Server) -> Outmap:
+    """The ``report`` map: ktserver's keys, this process's values."""
+    now = time.time()
+    out: dict[str, str] = dict(server.store.report())
+    for name in ("get", "remove", "set"):
+        out[f"cnt_{name}"] = str(server.counters[name])
+        out[f"cnt_{name}_misses"] = str(server.counters[name + "_misses"])
+    out["cnt_script"] = str(server.counters["script"])
+    out["cnt_misc"] = str(server.counters["misc"])
+    out.update({
+        "conf_kc_features": "(python)",
+        "conf_kc_version": "1.2.76a (16.13)",
+        "conf_kt_features": "(asyncio)(python)",
+        "conf_kt_version": "0.9.56b (2.19)",
+        "conf_os_name": os.uname().sysname if hasattr(os, "uname") else os.name,
+        "serv_conn_count": str(server.connection_count),
+        "serv_current_time": f"{now:.6f}",
+        "serv_proc_id": str(os.getpid()),
+        "serv_running_term": f"{now - server.started:.6f}",
+        "serv_task_count": "0",
+        "serv_thread_count": "1",
+    })
+    return {k.encode(): v.encode() for k, v in out.items()}

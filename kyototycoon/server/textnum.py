@@ -1,0 +1,49 @@
+"""Kyoto Cabinet's forgiving number parsing (``kc::atoi``, ``kc::atof``) for request parameters.
+
+The real server never rejects a malformed number: it reads what it can and
+ignores the rest (``"12abc"`` is 12, ``"x"`` is 0). Parameters must be read
+the same way for answers to match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+_INT_RE = re.compile(rb"[ \t\r\n\v\f]*([-+]?)([0-9]*)")
+_FLOAT_RE = re.compile(rb"[ \t\r\n\v\f]*([-+]?)([0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)")
+
+
+def atoi(text: bytes) -> int:
+    """Leading blanks, an optional sign, digits; anything after is ignored; clamped to int64."""
+    match = _INT_RE.match(text)
+    assert match is not None  # the pattern matches the empty string
+    digits = match.group(2)
+    if not digits:
+        return 0
+    value = int(digits)
+    if match.group(1) == b"-":
+        value = -value
+    return max(INT64_MIN, min(INT64_MAX, value))
+
+
+def atof(text: bytes) -> float:
+    """Like :func:`atoi` for decimals (``inf`` and ``nan`` words included); 0.0 when nothing parses."""
+    stripped = text.strip().lower()
+    for word, value in ((b"inf", math.inf), (b"nan", math.nan)):
+        for sign, factor in ((b"", 1.0), (b"+", 1.0), (b"-", -1.0)):
+            if stripped.startswith(sign + word):
+                return factor * value
+    match = _FLOAT_RE.match(text)
+    assert match is not None
+    number = match.group(2)
+    if not number or number == b".":
+        return 0.0
+    try:
+        value = float(number)
+    except ValueError:  # e.g. "1e" cut short: keep the mantissa
+        value = float(re.match(rb"[0-9]*\.?[0-9]*", number).group(0) or b"0")
+    return -value if match.group(1) == b"-" else value
