@@ -15,6 +15,7 @@ from construct import (
     Array,
     Bytes,
     Const,
+    Construct,
     FlagsEnum,
     Int8ub,
     Int16ub,
@@ -73,36 +74,39 @@ Pair = Struct(
     "value" / Bytes(this.vsiz),
 )
 
-SetBulkRequest = Struct(
-    "magic" / Const(Magic.SET_BULK.value, Int8ub),
-    "flags" / _flags,
-    "count" / Rebuild(Int32ub, len_(this.records)),
-    "records" / Array(this.count, Record),
-)
-SetBulkResponse = Struct("magic" / Const(Magic.SET_BULK.value, Int8ub), "hits" / Int32ub)
 
-RemoveBulkRequest = Struct(
-    "magic" / Const(Magic.REMOVE_BULK.value, Int8ub),
-    "flags" / _flags,
-    "count" / Rebuild(Int32ub, len_(this.records)),
-    "records" / Array(this.count, KeyRecord),
-)
-RemoveBulkResponse = Struct("magic" / Const(Magic.REMOVE_BULK.value, Int8ub), "hits" / Int32ub)
+def _magic(magic: Magic) -> Construct:
+    return "magic" / Const(magic.value, Int8ub)
 
-GetBulkRequest = Struct(
-    "magic" / Const(Magic.GET_BULK.value, Int8ub),
-    "flags" / _flags,
-    "count" / Rebuild(Int32ub, len_(this.records)),
-    "records" / Array(this.count, KeyRecord),
-)
+
+def _bulk_request(magic: Magic, record: Struct) -> Struct:
+    """``magic, flags, count`` then ``count`` records: the shape of every bulk request."""
+    return Struct(
+        _magic(magic),
+        "flags" / _flags,
+        "count" / Rebuild(Int32ub, len_(this.records)),
+        "records" / Array(this.count, record),
+    )
+
+
+def _hits_response(magic: Magic) -> Struct:
+    """``magic, hits``: how many records a bulk write stored or removed."""
+    return Struct(_magic(magic), "hits" / Int32ub)
+
+
+SetBulkRequest = _bulk_request(Magic.SET_BULK, Record)
+SetBulkResponse = _hits_response(Magic.SET_BULK)
+RemoveBulkRequest = _bulk_request(Magic.REMOVE_BULK, KeyRecord)
+RemoveBulkResponse = _hits_response(Magic.REMOVE_BULK)
+GetBulkRequest = _bulk_request(Magic.GET_BULK, KeyRecord)
 GetBulkResponse = Struct(
-    "magic" / Const(Magic.GET_BULK.value, Int8ub),
+    _magic(Magic.GET_BULK),
     "count" / Rebuild(Int32ub, len_(this.records)),
     "records" / Array(this.count, Record),
 )
 
 PlayScriptRequest = Struct(
-    "magic" / Const(Magic.PLAY_SCRIPT.value, Int8ub),
+    _magic(Magic.PLAY_SCRIPT),
     "flags" / _flags,
     "nsiz" / Rebuild(Int32ub, len_(this.name)),
     "count" / Rebuild(Int32ub, len_(this.records)),
@@ -110,13 +114,13 @@ PlayScriptRequest = Struct(
     "records" / Array(this.count, Pair),
 )
 PlayScriptResponse = Struct(
-    "magic" / Const(Magic.PLAY_SCRIPT.value, Int8ub),
+    _magic(Magic.PLAY_SCRIPT),
     "count" / Rebuild(Int32ub, len_(this.records)),
     "records" / Array(this.count, Pair),
 )
 
 #: The server's answer when a request failed (e.g. a script error).
-ErrorResponse = Struct("magic" / Const(Magic.ERROR.value, Int8ub))
+ErrorResponse = Struct(_magic(Magic.ERROR))
 
 #: name -> schema, in the order the generated module defines them.
 SCHEMAS = {
