@@ -162,8 +162,9 @@ class Server:
         return task
 
     async def _watchdog(self) -> None:
+        period = min(_WATCHDOG_PERIOD, self.config.timeout / 2)
         while True:
-            await asyncio.sleep(_WATCHDOG_PERIOD)
+            await asyncio.sleep(period)
             deadline = time.monotonic() - self.config.timeout
             for conn in list(self._connections):
                 if conn.stalled_since is not None and conn.stalled_since < deadline:
