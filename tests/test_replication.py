@@ -376,15 +376,20 @@ class TestKyotoSlave:
         slave = slave_for(master)
         got: list[dict] = []
         errors: list[BaseException] = []
+        all_in = threading.Event()
 
         def run() -> None:
             try:
-                got.extend(slave.consume(0))
+                for event in slave.consume(0):
+                    got.append(event)
+                    if len(got) == len(EXPECTED):
+                        all_in.set()
             except BaseException as exc:  # noqa: BLE001 -- reported to the test thread
                 errors.append(exc)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
+        assert all_in.wait(DEADLINE)
         assert master.acked.wait(DEADLINE)  # the consumer is now idle, blocked in recv
         slave.stop()
         thread.join(DEADLINE)
