@@ -9,6 +9,8 @@ single error byte.
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 from kyototycoon import errors
@@ -21,31 +23,28 @@ if TYPE_CHECKING:
 
 _NO_REPLY = int(Flag.NO_REPLY)
 _ERROR = codec.encode_error_response()
+_DB = itemgetter(0)
+_DB_AND_XT = itemgetter(0, 1)
 
 
 def _set_bulk(server: Server, frame: codec.SetBulkRequest) -> bytes:
     databases = server.store.databases
-    count = len(databases)
     hits = 0
-    for db_index, xt, key, value in frame.records:
-        if db_index < count:
-            databases[db_index].set(key, value, xt)
-            hits += 1
+    # one store call per run of consecutive records with the same database and xt (so
+    # writes keep their order): the expiry sweep and clock read happen once per run
+    for (db_index, xt), run in groupby(frame.records, _DB_AND_XT):
+        if db_index < len(databases):
+            hits += databases[db_index].set_bulk([(key, value) for _db, _xt, key, value in run], xt)
     server.counters["set"] += len(frame.records)
     return b"" if frame.flags & _NO_REPLY else codec.encode_set_bulk_response(hits)
 
 
 def _remove_bulk(server: Server, frame: codec.RemoveBulkRequest) -> bytes:
     databases = server.store.databases
-    count = len(databases)
     hits = 0
-    for db_index, key in frame.records:
-        if db_index < count:
-            try:
-                databases[db_index].remove(key)
-            except errors.NoRecord:
-                continue
-            hits += 1
+    for db_index, run in groupby(frame.records, _DB):
+        if db_index < len(databases):
+            hits += databases[db_index].remove_bulk([r[1] for r in run])
     server.counters["remove"] += len(frame.records)
     server.counters["remove_misses"] += len(frame.records) - hits
     return b"" if frame.flags & _NO_REPLY else codec.encode_remove_bulk_response(hits)
@@ -53,17 +52,19 @@ def _remove_bulk(server: Server, frame: codec.RemoveBulkRequest) -> bytes:
 
 def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     databases = server.store.databases
-    count = len(databases)
+    records = frame.records
     found = []
-    for db_index, key in frame.records:
-        if db_index < count:
-            try:
-                value, xt = databases[db_index].get(key)
-            except errors.NoRecord:
-                continue
-            found.append((db_index, xt, key, value))
-    server.counters["get"] += len(frame.records)
-    server.counters["get_misses"] += len(frame.records) - len(found)
+    for db_index, run in groupby(records, _DB):
+        if db_index < len(databases):
+            run = list(run)
+            hits = databases[db_index].get_bulk([key for _db, key in run])
+            # walk the request, not the dict: a key asked twice is answered twice, as by ktserver
+            for _db, key in run:
+                record = hits.get(key)
+                if record is not None:
+                    found.append((db_index, record[1], key, record[0]))
+    server.counters["get"] += len(records)
+    server.counters["get_misses"] += len(records) - len(found)
     # ktserver answers get_bulk even with the no-reply flag
     return codec.encode_get_bulk_response(found)
 

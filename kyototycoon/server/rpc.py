@@ -354,16 +354,10 @@ PROCEDURES: dict[str, Procedure] = {
 }
 
 def resolve_db(server: Server, raw: bytes | None) -> Database | None:
-    """The database a ``DB`` parameter names, or None (ktserver: a leading digit means an index)."""
-    databases = server.store.databases
-    if not raw:
-        return databases[0]
-    if 0x30 <= raw[0] <= 0x39:
-        index = atoi(raw)
-        return databases[index] if 0 <= index < len(databases) else None
+    """The database a ``DB`` parameter names, or None when there is none (answered per procedure)."""
     try:
-        return server.store.resolve(raw.decode("utf-8"))
-    except (errors.NoSuchDatabase, UnicodeDecodeError):
+        return server.store.resolve(raw)
+    except errors.NoSuchDatabase:
         return None
 
 

@@ -120,6 +120,8 @@ class SnapshotError(errors.KyotoTycoonException):
 
 def _b(data: KeyLike) -> bytes:
     # Handlers hand over bytes; str is accepted for tests and scripts.
+    if type(data) is bytes:  # the hot path: bulk requests call this once per key
+        return data
     if isinstance(data, str):
         return data.encode("utf-8")
     return bytes(data)
