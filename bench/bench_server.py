@@ -16,14 +16,10 @@ import multiprocessing
 import socket
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from kyototycoon._codec import binary as codec  # noqa: E402
-from kyototycoon.protocol.http import ResponseReader, build_request  # noqa: E402
-from kyototycoon.server import EmbeddedServer  # noqa: E402
-from kyototycoon.spec.binary import XT_NONE  # noqa: E402
+from kyototycoon._codec import binary as codec
+from kyototycoon.protocol.http import ResponseReader, build_request
+from kyototycoon.server import EmbeddedServer
 
 KEYS = 1000
 VALUE = b"v" * 100
@@ -94,7 +90,8 @@ def load(host: str, port: int, workload: str, requests: int, seconds: float, res
         results.put((done, time.perf_counter() - start))
 
 
-def run(workload: str, srv: EmbeddedServer, processes: int, requests: int, seconds: float) -> tuple[float, float]:
+def run(workload: str, srv: EmbeddedServer, processes: int, requests: int,
+        seconds: float) -> tuple[float, float]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     procs = [ctx.Process(target=load, args=(srv.host, srv.port, workload, requests, seconds, results))
