@@ -44,6 +44,7 @@ import regex
 from sortedcontainers import SortedDict, SortedList
 
 from kyototycoon import errors
+from kyototycoon.spec.replication import XT_MAX, XT_SIZE, Op
 
 __all__ = [
     "DEFAULT_REGEX_TIMEOUT",
@@ -67,16 +68,12 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# Update-log operation codes. They mirror the replication spec (kyototycoon/spec/
-# replication.py, ``Op``) and Kyoto Tycoon's TimedDB::UpdateOperation; the spec
-# module may own them later, import them from here until then.
-OP_SET = 0xA1
-OP_REMOVE = 0xA2
-OP_CLEAR = 0xA5
-
-#: Largest expiration time the server stores (5 bytes), meaning "never expires".
-XT_MAX = 0xFFFFFFFFFF
-XT_WIDTH = 5
+# Update-log operation codes and the expiration width come from the replication
+# spec, the single source of the wire's numbers.
+OP_SET = int(Op.SET)
+OP_REMOVE = int(Op.REMOVE)
+OP_CLEAR = int(Op.CLEAR)
+XT_WIDTH = XT_SIZE
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
