@@ -7,6 +7,9 @@ code generator uses, so a new schema gets strategies for free. Requires
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from hypothesis import strategies as st
 
 from ..codegen.ir import (
@@ -20,19 +23,8 @@ from ..codegen.ir import (
     walk_module,
 )
 from ..spec import SPEC_MODULES
-
-_RANGES = {
-    "B": (0, 0xFF),
-    "H": (0, 0xFFFF),
-    "I": (0, 0xFFFFFFFF),
-    "L": (0, 0xFFFFFFFF),
-    "Q": (0, 0xFFFFFFFFFFFFFFFF),
-    "b": (-0x80, 0x7F),
-    "h": (-0x8000, 0x7FFF),
-    "i": (-0x80000000, 0x7FFFFFFF),
-    "l": (-0x80000000, 0x7FFFFFFF),
-    "q": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
-}
+from .generate import frame_codecs, int_range, scan_layout
+from .mutate import mutate
 
 
 def schema_irs() -> dict[tuple[str, str], StructIR]:
@@ -51,7 +43,7 @@ def _field(f, max_records: int, max_bytes: int, known_flags_only: bool) -> st.Se
         if f.flags and known_flags_only:
             bits = sorted(f.flags)
             return st.lists(st.sampled_from(bits), unique=True).map(sum)
-        low, high = _RANGES[f.fmt]
+        low, high = int_range(f.fmt)
         return st.integers(low, high)
     if isinstance(f, VarNumField):
         return st.integers(0, 2**63 - 1)
@@ -91,3 +83,43 @@ def values(
         return tuple(drawn[name] for name in ir.value_fields)
 
     return draw_values()
+
+
+T = TypeVar("T")
+
+
+class DrawChoices:
+    """:class:`~.generate.Choices` that draw from hypothesis, so mutated inputs shrink."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def choice(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+    def binary(self, max_size: int) -> bytes:
+        return self.draw(st.binary(max_size=max_size))
+
+
+def mutated_frames(
+    module: str, name: str, *, max_records: int = 4, max_bytes: int = 32
+) -> st.SearchStrategy[tuple[str, bytes]]:
+    """``(mutation name, bytes)``: a valid frame of the schema, then one mutation that fits it.
+
+    The mutation is picked by :func:`~.mutate.mutate` by what the
+    frame's layout holds (length and count fields, magic bytes, op codes,
+    flags), so every schema gets lying lengths without naming its fields.
+    """
+    codec = frame_codecs()[(module, name)]
+
+    @st.composite
+    def draw_mutated(draw) -> tuple[str, bytes]:
+        fields = draw(values(codec.ir, max_records=max_records, max_bytes=max_bytes))
+        wire = codec.encode(*fields)
+        spans, _ = scan_layout(codec.ir, wire)
+        return mutate(wire, spans, DrawChoices(draw))
+
+    return draw_mutated()
