@@ -1,0 +1,578 @@
+"""The ``kyototycoon`` command line (also ``python -m kyototycoon``).
+
+Like ``ktremotemgr``, the subcommand comes first and its options follow::
+
+    kyototycoon set greeting hello --port 1978
+    kyototycoon get greeting
+    kyototycoon list user: --db 1
+    kyototycoon tail --since 1700000000 | jq .key
+    kyototycoon dump backup.jsonl && kyototycoon load backup.jsonl --db 1
+    kyototycoon serve --port 1978
+    kyototycoon demo
+
+Exit codes: 0 success, 1 failure (one line on stderr; ``--debug`` shows the
+traceback), 2 usage error. The subcommands are the :data:`COMMANDS` table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import importlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Optional, Union
+
+from .errors import KyotoTycoonException, NoRecord
+
+PROG = "kyototycoon"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 1978
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BATCH = 1000
+#: server id a ``tail`` announces; records carrying it would be filtered out, so pick one no server uses
+TAIL_SID = 0xFFFF
+
+Database = Union[int, str]
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr (exit 1)."""
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the commands
+
+
+def database(text: str) -> Database:
+    """``--db``: an index (digits) or a database name."""
+    return int(text) if text.isdigit() else text
+
+
+def positive(text: str) -> int:
+    """An integer option that must be at least 1."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def arg_bytes(text: str) -> bytes:
+    """A command-line argument as the bytes the user typed (undecodable bytes survive)."""
+    return os.fsencode(text)
+
+
+def text_bytes(value: Union[str, bytes]) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def bytes_field(name: str, data: bytes) -> dict[str, str]:
+    """``{name: text}`` when ``data`` is UTF-8, else ``{name_b64: base64}`` (the JSON-lines format)."""
+    try:
+        return {name: data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_b64": base64.b64encode(data).decode("ascii")}
+
+
+def read_bytes_field(obj: dict[str, Any], name: str) -> bytes:
+    """The inverse of :func:`bytes_field`; :class:`ValueError` when neither form is there."""
+    if isinstance(obj.get(name), str):
+        return obj[name].encode("utf-8")
+    if isinstance(obj.get(f"{name}_b64"), str):
+        return base64.b64decode(obj[f"{name}_b64"], validate=True)
+    raise ValueError(f'needs "{name}" (text) or "{name}_b64" (base64)')
+
+
+def json_line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+class Progress:
+    """A one-line progress counter on a terminal's stderr; silent when stderr is not a tty."""
+
+    INTERVAL = 0.1  # seconds between redraws
+
+    def __init__(self, label: str, total: Optional[int] = None, stream: Optional[IO[str]] = None):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty()
+        self.label = label
+        self.total = total
+        self.done = 0
+        self._drawn = 0.0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if self.enabled and time.monotonic() - self._drawn >= self.INTERVAL:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._drawn = time.monotonic()
+        if self.total:
+            share = min(self.done / self.total, 1.0)
+            bar = "#" * int(share * 30)
+            line = f"{self.label} [{bar:<30}] {self.done}/{self.total} ({share:.0%})"
+        else:
+            line = f"{self.label} {self.done} records"
+        self.stream.write(f"\r{line}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def address(args: argparse.Namespace) -> tuple[str, int]:
+    return args.host or DEFAULT_HOST, DEFAULT_PORT if args.port is None else args.port
+
+
+def db_of(args: argparse.Namespace) -> Database:
+    return 0 if args.db is None else args.db
+
+
+def connect(args: argparse.Namespace, binary: bool = False) -> Any:
+    """A client on raw bytes (no packing) for the command's server."""
+    from .client import KyotoTycoon
+    from .packers import KT_PACKER_BYTES
+
+    host, port = address(args)
+    return KyotoTycoon(binary=binary, pack_type=KT_PACKER_BYTES).connect(host, port, args.timeout)
+
+
+def stdout() -> IO[bytes]:
+    return sys.stdout.buffer
+
+
+@contextlib.contextmanager
+def output_file(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield stdout()
+        stdout().flush()
+    else:
+        with open(path, "wb") as fh:
+            yield fh
+
+
+@contextlib.contextmanager
+def input_file(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as fh:
+            yield fh
+
+
+def walk_keys(kt: Any, db: Database) -> Iterator[bytes]:
+    """Every key of ``db`` in the server's order, with a cursor (one request a key)."""
+    with kt.cursor() as cursor:
+        if not cursor.jump(db=db):
+            return
+        while True:
+            try:
+                yield text_bytes(cursor.get_key(step=True))
+            except NoRecord:  # stepped past the last record
+                return
+
+
+def walk_records(kt: Any, db: Database) -> Iterator[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` of ``db`` with a cursor (one request a record)."""
+    with kt.cursor() as cursor:
+        if not cursor.jump(db=db):
+            return
+        while True:
+            key, value = cursor.get(step=True)
+            if key is None:
+                return
+            yield text_bytes(key), value
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+# ---------------------------------------------------------------------------
+# commands
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        value = kt.get(arg_bytes(args.key), db=db_of(args))
+    if value is None:
+        raise CommandError(f"no record: {args.key}")
+    stdout().write(value + b"\n")
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    value = sys.stdin.buffer.read() if args.value is None else arg_bytes(args.value)
+    with connect(args) as kt:
+        kt.set(arg_bytes(args.key), value, expire=args.expire, db=db_of(args))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        missing = [key for key in args.keys if not kt.remove(arg_bytes(key), db=db_of(args))]
+    if missing:
+        raise CommandError(f"no record: {', '.join(missing)}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    db = db_of(args)
+    with connect(args) as kt:
+        if args.regex is not None:
+            keys: Iterable[bytes] = map(text_bytes, kt.match_regex(arg_bytes(args.regex), args.max, db=db))
+        elif args.prefix is not None:
+            keys = map(text_bytes, kt.match_prefix(arg_bytes(args.prefix), args.max, db=db))
+        else:
+            kt.count(db=db)  # a clear "no such database" before a cursor is opened on it
+            keys = itertools.islice(walk_keys(kt, db), args.max)
+        out = stdout()
+        for key in keys:
+            out.write(key + b"\n")
+    return 0
+
+
+def _print_table(table: dict[str, str]) -> None:
+    out = stdout()
+    for name, value in table.items():
+        out.write(f"{name}: {value}\n".encode())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        _print_table(kt.report())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        _print_table(kt.status(db=db_of(args)))
+    return 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        kt.clear(db=db_of(args))
+    return 0
+
+
+OP_NAMES = {0xA1: "set", 0xA2: "remove", 0xA5: "clear"}  # checked against OP_* in the tests
+
+
+def event_json(event: dict[str, Any]) -> dict[str, Any]:
+    """A replication event as a JSON object (``op`` by name, bytes as text or base64)."""
+    from .spec.replication import XT_MAX
+
+    out: dict[str, Any] = {"ts": event["ts"], "sid": event["sid"], "db": event["db"],
+                           "op": OP_NAMES.get(event["op"], event["op"])}
+    if "key" in event:
+        out.update(bytes_field("key", event["key"]))
+    if "value" in event:
+        out.update(bytes_field("value", event["value"]))
+        out["expires"] = None if event["expires"] == XT_MAX else event["expires"]
+    return out
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from .replication import KyotoSlave
+
+    host, port = address(args)
+    slave = KyotoSlave(args.sid, host, port, args.timeout, white_sid=args.white_sid, reconnect=args.reconnect)
+    stream = slave.consume(args.since, from_ts=args.from_ts, after_ts=args.after_ts)
+    out = stdout()
+    try:
+        for event in itertools.islice(stream, args.count):
+            if args.db is not None and event["db"] != args.db:
+                continue
+            out.write(json_line(event_json(event)))
+            out.flush()  # one event per line, as it happens: for pipes
+    finally:
+        stream.close()
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    db = db_of(args)
+    with connect(args) as kt, output_file(args.file) as out:
+        progress = Progress("dump", kt.count(db=db))
+        try:
+            for key, value in walk_records(kt, db):
+                out.write(json_line({**bytes_field("key", key), **bytes_field("value", value)}))
+                progress.advance()
+        finally:
+            progress.close()
+    return 0
+
+
+def _records_from(lines: Iterable[bytes], source: str) -> Iterator[tuple[bytes, bytes]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            yield read_bytes_field(obj, "key"), read_bytes_field(obj, "value")
+        except (ValueError, binascii.Error) as exc:
+            raise CommandError(f"{source}:{number}: {exc}") from exc
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    db = db_of(args)
+    # the binary protocol addresses databases by index only; a name goes over HTTP
+    with connect(args, binary=isinstance(db, int)) as kt, input_file(args.file) as src:
+        size = os.fstat(src.fileno()).st_size if src.seekable() else 0
+        progress = Progress("load", None)
+        total = 0
+        try:
+            for batch in batches(_records_from(src, args.file), args.batch):
+                records = dict(batch)  # a key repeated within a batch: the last value wins, as in order
+                stored = kt.set_bulk(records, db=db)
+                total += stored
+                if stored < len(records):  # the binary protocol counts a missing database as 0 hits
+                    raise CommandError(f"the server stored {stored} of {len(records)} records "
+                                       f"(does database {db} exist?)")
+                progress.advance(len(batch))
+                if size:
+                    progress.label = f"load {src.tell() * 100 // size}%"
+        finally:
+            progress.close()
+    sys.stderr.write(f"loaded {total} records into db {db}\n")
+    return 0
+
+
+def _delegate(module: str, what: str, extra: Sequence[str]) -> int:
+    """Hand the remaining arguments to another module's ``add_arguments``/``run`` or ``main``."""
+    try:
+        target = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            raise CommandError(f"{what} is not available in this installation ({module} is missing)") from exc
+        raise
+    if hasattr(target, "add_arguments"):
+        parser = argparse.ArgumentParser(prog=f"{PROG} {what}")
+        target.add_arguments(parser)
+        return int(target.run(parser.parse_args(extra)) or 0)
+    return int(target.main(list(extra)) or 0)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _delegate("kyototycoon.server", "serve", args.extra)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    return _delegate("kyototycoon.fuzz.cli", "fuzz", args.extra)
+
+
+DEMO_PREFIX = "demo:"
+DEMO_USERS = ("ada", "grace", "linus")
+
+
+def demo_session(host: str, port: int, timeout: float, say: Callable[[str], None]) -> None:
+    """A short real session against ``host:port``: what ``kyototycoon demo`` shows."""
+    from .client import KyotoTycoon
+    from .packers import KT_PACKER_BYTES, KT_PACKER_JSON
+    from .replication import KyotoSlave
+
+    with KyotoTycoon(pack_type=KT_PACKER_JSON).connect(host, port, timeout) as kt, \
+            KyotoTycoon(binary=True, pack_type=KT_PACKER_JSON).connect(host, port, timeout) as bulk:
+        slave = KyotoSlave(TAIL_SID, host, port, timeout)
+        stream = slave.consume()  # from now on: the writes below come back as events
+        say("\n# HTTP (TSV-RPC): set, get, increment")
+        kt.set(f"{DEMO_PREFIX}greeting", {"text": "hello, world"})
+        say(f"get {DEMO_PREFIX}greeting -> {kt.get(f'{DEMO_PREFIX}greeting')!r}")
+        say(f"increment {DEMO_PREFIX}visits -> {kt.increment(f'{DEMO_PREFIX}visits', 1)}")
+        users = {f"{DEMO_PREFIX}user:{i}": {"id": i, "name": name} for i, name in enumerate(DEMO_USERS)}
+        say("\n# binary protocol: one set_bulk request")
+        say(f"set_bulk of {len(users)} users -> {bulk.set_bulk(users)} stored")
+        say("\n# cursor walk from the first demo key: the bytes as stored")
+        raw = KyotoTycoon(pack_type=KT_PACKER_BYTES).connect(host, port, timeout)
+        with raw, raw.cursor() as cursor:
+            if cursor.jump(DEMO_PREFIX):
+                for _ in range(len(users) + 2):
+                    key, value = cursor.get(step=True)
+                    if key is None or not str(key).startswith(DEMO_PREFIX):
+                        break
+                    say(f"{key} = {value!r}")
+        written = 2 + len(users)
+        say(f"\n# replication: the update log streamed to a slave (sid {TAIL_SID})")
+        watchdog = threading.Timer(timeout, slave.stop)  # never wait forever for the master
+        watchdog.start()
+        try:
+            seen = 0
+            for event in stream:
+                key = event.get("key", b"")
+                if not key.startswith(DEMO_PREFIX.encode()):
+                    continue  # someone else's write on a shared server
+                value = event.get("value", b"")
+                say(f"ts={event['ts']} db={event['db']} {OP_NAMES[event['op']]} {key.decode()} {value!r}")
+                seen += 1
+                if seen == written:
+                    break
+        finally:
+            watchdog.cancel()
+            stream.close()
+        removed = kt.remove_bulk([f"{DEMO_PREFIX}greeting", f"{DEMO_PREFIX}visits", *users])
+        say(f"\n# cleanup: removed {removed} demo records; {kt.count()} records left in db 0")
+        if seen < written:
+            raise CommandError(f"only {seen} of {written} replication events arrived in {timeout:g} s")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.host is None and args.port is None:
+        from .server import EmbeddedServer
+
+        with EmbeddedServer() as server:
+            print(f"started an embedded Kyoto Tycoon-compatible server on {server.host}:{server.port}")
+            demo_session(server.host, server.port, args.timeout, print)
+        print("\nstopped the embedded server")
+    else:
+        host, port = address(args)
+        demo_session(host, port, args.timeout, print)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# the command table
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: tuple[Arg, ...] = ()
+    connects: bool = True  # takes --host/--port/--db/--timeout
+    delegates: bool = False  # passes its remaining arguments on (serve, fuzz)
+
+
+START_OPTIONS = (
+    arg("--since", type=float, metavar="SECONDS", help="start at this time, in seconds since the epoch "
+        "(default: now)"),
+    arg("--from-ts", type=int, metavar="TS", help="start at this exact log timestamp (inclusive)"),
+    arg("--after-ts", type=int, metavar="TS", help="resume just after this log timestamp (the last seen)"),
+)
+
+COMMANDS: tuple[Command, ...] = (
+    Command("get", "print the value of a record", cmd_get, (arg("key"),)),
+    Command("set", "store a record (the value is read from stdin when not given)", cmd_set, (
+        arg("key"), arg("value", nargs="?"),
+        arg("--expire", type=int, metavar="SECONDS", help="expire after SECONDS (negative: at that epoch)"))),
+    Command("remove", "remove records", cmd_remove, (arg("keys", nargs="+", metavar="key"),)),
+    Command("list", "list keys: all (cursor walk), by prefix, or by regex", cmd_list, (
+        arg("prefix", nargs="?"),
+        arg("--regex", help="keys matching this regular expression instead"),
+        arg("--max", type=int, metavar="N", help="at most N keys"))),
+    Command("report", "print the server's report", cmd_report),
+    Command("status", "print a database's status", cmd_status),
+    Command("clear", "remove every record of a database", cmd_clear),
+    Command("tail", "follow the replication stream, one JSON object per event", cmd_tail, (
+        *START_OPTIONS,
+        arg("--sid", type=int, default=TAIL_SID, help=f"server id to announce (default {TAIL_SID})"),
+        arg("--white-sid", action="store_true", help="only the records written with --sid"),
+        arg("--reconnect", action="store_true", help="reconnect when the master goes away"),
+        arg("--count", type=positive, metavar="N", help="stop after N events"))),
+    Command("dump", "write a database as JSON lines (base64 where not UTF-8)", cmd_dump, (
+        arg("file", nargs="?", default="-", help="output file (default stdout)"),)),
+    Command("load", "store JSON lines written by dump, in bulk batches", cmd_load, (
+        arg("file", nargs="?", default="-", help="input file (default stdin)"),
+        arg("--batch", type=positive, default=DEFAULT_BATCH, metavar="N", help="records per request"))),
+    Command("demo", "start an embedded server (unless --host/--port) and show a session", cmd_demo),
+    Command("serve", "run the embedded server (see: kyototycoon serve --help)", cmd_serve,
+            connects=False, delegates=True),
+    Command("fuzz", "fuzz a server (see: kyototycoon fuzz --help)", cmd_fuzz,
+            connects=False, delegates=True),
+)
+
+
+def connection_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument("--host", help=f"server address (default {DEFAULT_HOST})")
+    group.add_argument("--port", type=int, help=f"server port (default {DEFAULT_PORT})")
+    group.add_argument("--db", type=database, help="database index or name (default 0)")
+    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                       help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Kyoto Tycoon client, replication tail and "
+                                     "embedded server.", epilog="Options follow the command, e.g. "
+                                     f"'{PROG} get KEY --port 1978'.")
+    from .__about__ import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
+    parents = [connection_options()]
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help,
+                                  parents=parents if command.connects else [],
+                                  add_help=not command.delegates)
+        for argument in command.arguments:
+            sub.add_argument(*argument.flags, **argument.options)
+        sub.set_defaults(command_spec=command)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    command: Command = args.command_spec
+    if command.delegates:
+        args.extra = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if command.name == "tail":
+        starts = [o for o in ("since", "from_ts", "after_ts") if getattr(args, o) is not None]
+        if len(starts) > 1:
+            parser.error("give at most one of --since, --from-ts, --after-ts")
+    debug = getattr(args, "debug", False)
+    try:
+        return command.run(args)
+    except (CommandError, KyotoTycoonException, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):  # the reader went away (| head): not an error
+            _silence_stdout()
+            return 0
+        if debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return 130
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; a closed pipe would raise again there
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,259 @@
+"""The ``kyototycoon`` command line, driven as a subprocess against an embedded server."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kyototycoon import KT_PACKER_BYTES, OP_CLEAR, OP_REMOVE, OP_SET, KyotoTycoon
+from kyototycoon.cli import OP_NAMES, Progress, bytes_field, read_bytes_field
+from kyototycoon.errors import ConnectionLost
+from kyototycoon.server import EmbeddedServer
+
+RUN_TIMEOUT = 20.0
+
+
+def cli(*args: str, stdin: bytes = b"", timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kyototycoon", *args], input=stdin, capture_output=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer(["a", "b"], replication_heartbeat=0.1) as srv:
+        yield srv
+
+
+@pytest.fixture
+def kt(server: EmbeddedServer) -> Iterator[KyotoTycoon]:
+    with KyotoTycoon(pack_type=KT_PACKER_BYTES).connect(server.host, server.port) as client:
+        client.clear(db=0)
+        client.clear(db=1)
+        yield client
+
+
+@pytest.fixture
+def on(server: EmbeddedServer, kt: KyotoTycoon):
+    """``on("get", "k")``: run a command against the test server."""
+
+    def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        return cli(*args, "--port", str(server.port), stdin=stdin)
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess) -> bytes:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kyototycoon: error: ") and text in lines[0], lines
+
+
+class TestRecords:
+    def test_set_get_remove(self, on, kt):
+        ok(on("set", "k", "v1"))
+        ok(on("set", "piped", stdin=b"from\x00stdin"))
+        assert ok(on("get", "k")) == b"v1\n"
+        assert kt.get("piped") == b"from\x00stdin"
+        ok(on("remove", "k", "piped"))
+        assert kt.count() == 0
+
+    def test_set_with_expire_and_db(self, on, kt):
+        ok(on("set", "e", "v", "--expire", "100", "--db", "1"))
+        value, xt = kt.get_with_expire("e", db=1)
+        assert value == b"v" and xt is not None and 0 < xt - time.time() <= 101
+
+    def test_missing_record_is_one_line_and_exit_1(self, on):
+        one_line_error(on("get", "nope"), "no record: nope")
+        one_line_error(on("remove", "nope"), "no record: nope")
+
+    def test_list_all_prefix_regex_max(self, on, kt):
+        kt.set_bulk({"a1": b"", "a2": b"", "b1": b"", "\u00e9": b""})
+        assert ok(on("list")).splitlines() == [b"a1", b"a2", b"b1", "\u00e9".encode()]
+        assert ok(on("list", "a")).splitlines() == [b"a1", b"a2"]
+        assert ok(on("list", "--regex", "1$")).splitlines() == [b"a1", b"b1"]
+        assert ok(on("list", "--max", "2")).splitlines() == [b"a1", b"a2"]
+
+    def test_report_status_clear(self, on, kt):
+        kt.set_bulk({"x": b"1", "y": b"2"}, db=1)
+        status = dict(line.split(": ", 1) for line in ok(on("status", "--db", "b")).decode().splitlines())
+        assert status["count"] == "2"
+        report = dict(line.split(": ", 1) for line in ok(on("report")).decode().splitlines())
+        assert report["db_total_count"] == "2" and "conf_kt_version" in report
+        ok(on("clear", "--db", "1"))
+        assert kt.count(db=1) == 0
+
+    def test_unknown_database(self, on):
+        one_line_error(on("status", "--db", "nosuch"), "no such database")
+        one_line_error(on("list", "--db", "7"), "no such database")
+
+
+class TestDumpLoad:
+    RECORDS = {b"text": b"hello", b"bin\xff": b"\x00\x01\xfe", "\u00fc".encode(): "caf\u00e9".encode()}
+
+    def test_round_trip_through_json_lines(self, on, kt, tmp_path):
+        kt.set_bulk(self.RECORDS)
+        dump = ok(on("dump"))
+        lines = [json.loads(line) for line in dump.splitlines()]
+        assert {"key": "text", "value": "hello"} in lines
+        assert any("key_b64" in line and "value_b64" in line for line in lines)  # not UTF-8: base64
+        assert b"\r" not in on("dump").stderr  # no progress bar when stderr is not a terminal
+        path = tmp_path / "dump.jsonl"
+        path.write_bytes(dump)
+        result = on("load", str(path), "--db", "1", "--batch", "2")
+        assert b"loaded 3 records" in ok(result) + result.stderr
+        assert kt.get_bulk(list(self.RECORDS), db=1) == self.RECORDS
+
+    def test_load_from_stdin_and_by_database_name(self, on, kt):
+        ok(on("load", "--db", "b", stdin=b'{"key":"k","value":"v"}\n\n'))
+        assert kt.get("k", db=1) == b"v"
+
+    @pytest.mark.parametrize("line, why", [
+        (b"not json", "Expecting value"),
+        (b'["k", "v"]', "not a JSON object"),
+        (b'{"key":"k"}', '"value"'),
+        (b'{"key_b64":"!!","value":"v"}', "-:2"),
+    ])
+    def test_bad_input_names_the_line(self, on, line, why):
+        one_line_error(on("load", stdin=b'{"key":"ok","value":"v"}\n' + line + b"\n"), why)
+
+    def test_load_into_a_missing_database_fails(self, on):
+        one_line_error(on("load", "--db", "5", stdin=b'{"key":"k","value":"v"}\n'), "stored 0 of 1")
+
+
+class TestTail:
+    def test_follow_and_filter_by_db(self, on, kt, server):
+        start = _log_end(server)
+        kt.set("k", b"v")
+        kt.set("other", b"x", db=1)
+        kt.set("bin", b"\xff")
+        kt.remove("k")
+        lines = ok(on("tail", "--from-ts", str(start), "--count", "4")).splitlines()
+        events = [json.loads(line) for line in lines]
+        assert [(e["db"], e["op"], e.get("key")) for e in events] == [
+            (0, "set", "k"), (1, "set", "other"), (0, "set", "bin"), (0, "remove", "k")]
+        assert events[0]["value"] == "v" and events[0]["expires"] is None
+        assert events[2]["value_b64"] == "/w=="
+        only_db1 = ok(on("tail", "--from-ts", str(start), "--count", "4", "--db", "1")).splitlines()
+        assert [json.loads(line)["key"] for line in only_db1] == ["other"]
+        after = ok(on("tail", "--after-ts", str(events[0]["ts"]), "--count", "1"))
+        assert json.loads(after)["key"] == "other"
+
+    def test_op_names_follow_the_constants(self):
+        assert OP_NAMES == {OP_SET: "set", OP_REMOVE: "remove", OP_CLEAR: "clear"}
+
+    def test_conflicting_starts_are_a_usage_error(self, on):
+        assert on("tail", "--since", "1", "--from-ts", "1").returncode == 2
+
+
+def _log_end(server: EmbeddedServer) -> int:
+    """A log timestamp after everything written so far (clear() in the fixture logs too)."""
+    return server.call(lambda: server.store.last_ts) + 1
+
+
+class TestErrorsAndUsage:
+    def test_no_command_and_unknown_option_are_usage_errors(self):
+        assert cli().returncode == 2
+        assert cli("get", "k", "--nope").returncode == 2
+        assert cli("frobnicate").returncode == 2
+
+    def test_refused_connection_is_one_line_unless_debug(self):
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            port = str(probe.getsockname()[1])
+        one_line_error(cli("get", "k", "--port", port), port)
+        debug = cli("get", "k", "--port", port, "--debug")
+        assert debug.returncode == 1 and b"Traceback" in debug.stderr
+
+    def test_version(self):
+        assert ok(cli("--version")).startswith(b"kyototycoon ")
+
+    def test_fuzz_delegates_or_says_it_is_missing(self):
+        result = cli("fuzz", "--help")
+        if importlib.util.find_spec("kyototycoon.fuzz.cli") is None:
+            one_line_error(result, "fuzz is not available")
+        else:
+            assert result.returncode == 0 and b"usage: kyototycoon fuzz" in result.stdout
+
+
+class TestServeAndDemo:
+    def test_serve_answers_until_terminated(self):
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            port = probe.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "kyototycoon", "serve", "--port", str(port),
+                                 "--db", "x", "--db", "y"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            client = _connect_when_ready(port, proc)
+            assert client.set("k", b"v", db="y") and client.get("k", db=1) == b"v"
+            client.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(RUN_TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(RUN_TIMEOUT)
+            proc.stdout.close()
+            proc.stderr.close()
+
+    def test_serve_help_is_the_servers(self):
+        assert b"--snapshot" in ok(cli("serve", "--help"))
+
+    def test_demo_on_an_embedded_server(self):
+        out = ok(cli("demo")).decode()
+        assert "started an embedded" in out and "stopped the embedded server" in out
+        assert "get demo:greeting -> {'text': 'hello, world'}" in out
+        assert "set_bulk of 3 users -> 3 stored" in out
+        assert sum(line.startswith("ts=") for line in out.splitlines()) == 5
+        assert "removed 5 demo records" in out
+
+    def test_demo_on_a_given_server_leaves_it_clean(self, on, kt):
+        kt.set("mine", b"kept")
+        out = ok(on("demo")).decode()
+        assert "started an embedded" not in out
+        assert kt.match_prefix("") == ["mine"]
+
+
+def _connect_when_ready(port: int, proc: subprocess.Popen) -> KyotoTycoon:
+    """Wait for the server's port (bounded), not for a fixed time."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        try:
+            return KyotoTycoon(pack_type=KT_PACKER_BYTES).connect("127.0.0.1", port, 5)
+        except ConnectionLost:  # refused: not listening yet
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the server did not open its port"
+        time.sleep(0.05)
+
+
+class TestHelpers:
+    @pytest.mark.parametrize("data", [b"", b"text", "\u00e9".encode(), b"\xff\x00", b"\x00ctl\n"])
+    def test_bytes_fields_round_trip(self, data):
+        assert read_bytes_field(bytes_field("v", data), "v") == data
+
+    def test_progress_draws_only_on_a_terminal(self):
+        class Tty(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        quiet, loud = io.StringIO(), Tty()
+        for stream in (quiet, loud):
+            bar = Progress("dump", 4, stream=stream)
+            bar.advance(4)
+            bar.close()
+        assert quiet.getvalue() == ""
+        assert "4/4 (100%)" in loud.getvalue() and loud.getvalue().endswith("\n")
+
