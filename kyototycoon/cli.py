@@ -289,6 +289,8 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
 def cmd_tail(args: argparse.Namespace) -> int:
     from .replication import KyotoSlave
 
+    if isinstance(args.db, str):  # log records carry the database index only
+        raise CommandError("tail --db takes a database index, not a name")
     host, port = address(args)
     slave = KyotoSlave(args.sid, host, port, args.timeout, white_sid=args.white_sid, reconnect=args.reconnect)
     stream = slave.consume(args.since, from_ts=args.from_ts, after_ts=args.after_ts)

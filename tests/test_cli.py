@@ -158,6 +158,7 @@ class TestTail:
 
     def test_conflicting_starts_are_a_usage_error(self, on):
         assert on("tail", "--since", "1", "--from-ts", "1").returncode == 2
+        one_line_error(on("tail", "--db", "b"), "database index")
 
 
 def _log_end(server: EmbeddedServer) -> int:
