@@ -74,7 +74,7 @@ class FakeServer:
             elif self.behaviour == "garbage":
                 conn.sendall(b"\x00garbage")
             elif self.behaviour == "crash":
-                self.listener.close()
+                self.listener.shutdown(socket.SHUT_RDWR)  # stop listening now: the probe is refused
             # "close": just close
 
 
