@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Optional, Union
 
 from .errors import KyotoTycoonException, NoRecord
+from .spec.replication import XT_MAX, Op
 
 PROG = "kyototycoon"
 DEFAULT_HOST = "127.0.0.1"
@@ -269,13 +270,11 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return 0
 
 
-OP_NAMES = {0xA1: "set", 0xA2: "remove", 0xA5: "clear"}  # checked against OP_* in the tests
+OP_NAMES = {int(op): op.name.lower() for op in Op}
 
 
 def event_json(event: dict[str, Any]) -> dict[str, Any]:
     """A replication event as a JSON object (``op`` by name, bytes as text or base64)."""
-    from .spec.replication import XT_MAX
-
     out: dict[str, Any] = {"ts": event["ts"], "sid": event["sid"], "db": event["db"],
                            "op": OP_NAMES.get(event["op"], event["op"])}
     if "key" in event:
