@@ -560,10 +560,12 @@ class RequestReader(_Reader):
         if self._head is None:
             if not self._buf:
                 return None
-            if not self._line_ok:
-                self._check_request_line_start()
             head_end = self._find_head()
             if head_end < 0:
+                # Only a head still arriving is checked line first: a complete one is
+                # parsed once, by _parse_head.
+                if not self._line_ok:
+                    self._check_request_line_start()
                 if self._eof:
                     raise self._truncated("a request head")
                 return None
