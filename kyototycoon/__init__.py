@@ -1,3 +1,39 @@
-"""Kyoto Tycoon client, codecs, replication consumer and embedded server."""
+"""Kyoto Tycoon client, codecs, replication consumer and embedded server.
+
+Drop-in for python-kyototycoon-ng: the same import name, classes and constants.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
 from .__about__ import __version__
+from .client import KyotoTycoon
 from .errors import KyotoTycoonException
+from .packers import KT_PACKER_BYTES, KT_PACKER_CUSTOM, KT_PACKER_JSON, KT_PACKER_PICKLE, KT_PACKER_STRING
+
+# The replication consumer lives in kyototycoon.replication; it is imported on first
+# use so that the client works (and imports fast) without it.
+_LAZY = ("KyotoSlave", "OP_SET", "OP_REMOVE", "OP_CLEAR")
+
+__all__ = [
+    "KT_PACKER_BYTES",
+    "KT_PACKER_CUSTOM",
+    "KT_PACKER_JSON",
+    "KT_PACKER_PICKLE",
+    "KT_PACKER_STRING",
+    "KyotoTycoon",
+    "KyotoTycoonException",
+    "__version__",
+]
+if importlib.util.find_spec(__name__ + ".replication") is not None:
+    __all__ += _LAZY
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import replication
+
+        return getattr(replication, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,134 @@
+"""Cursors (HTTP only): a server-side position in a database, walked record by record.
+
+The server keeps a cursor in the session of the connection that created
+it, so a :class:`Cursor` takes a connection of its own from the client's
+pool on first use and gives it back on :meth:`Cursor.delete`. Cursor
+requests are never resent on another connection: the position would be gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .wire import RAISE, Pairs, column, expire_xt, key_bytes, key_text
+
+if TYPE_CHECKING:
+    from .api import KyotoTycoon
+    from .transport import Connection
+
+
+class Cursor:
+    """A record cursor; iterate it for ``(key, value)`` pairs in key order."""
+
+    def __init__(self, client: KyotoTycoon, cursor_id: int):
+        self.client = client
+        self.cursor_id = cursor_id
+        self._cur = (b"CUR", b"%d" % cursor_id)
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.delete()
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """Every ``(key, value)`` from the first record on (one request a record)."""
+        if not self.jump():
+            return
+        while True:
+            key, value = self.get(step=True)
+            if key is None:
+                return
+            yield key, value
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = self.client._get_pool().acquire()
+        return conn
+
+    def _call(self, name: str, pairs: Pairs, db: object = None, missing: Any = None) -> Any:
+        """The answer's records, or ``missing`` when the cursor points at no record."""
+        return self.client._call(name, pairs, db, missing, conn=self._connection())
+
+    def jump(self, key: str | bytes | None = None, db: object = 0) -> bool:
+        """Move to ``key`` (or the first record); False when there is nothing there."""
+        pairs = [self._cur]
+        if key is not None:
+            pairs.append((b"key", key_bytes(key)))
+        return self._call("cur_jump", pairs, db, False) is not False
+
+    def jump_back(self, key: str | bytes | None = None, db: object = 0) -> bool:
+        """Move to ``key`` or the record before it (or the last record); False when there is none."""
+        pairs = [self._cur]
+        if key is not None:
+            pairs.append((b"key", key_bytes(key)))
+        return self._call("cur_jump_back", pairs, db, False) is not False
+
+    def step(self) -> bool:
+        """Move to the next record; False at the end."""
+        return self._call("cur_step", [self._cur], None, False) is not False
+
+    def step_back(self) -> bool:
+        """Move to the previous record; False at the start."""
+        return self._call("cur_step_back", [self._cur], None, False) is not False
+
+    def _pairs(self, step: bool) -> Pairs:
+        return [self._cur, (b"step", b"")] if step else [self._cur]
+
+    def get(self, step: bool = False) -> tuple[Any, Any]:
+        """``(key, value)`` of the current record (then move on if ``step``); ``(None, None)`` if none."""
+        rec = self._call("cur_get", self._pairs(step))
+        if rec is None:
+            return None, None
+        key = key_text(column(rec, b"key", "cur_get"))
+        return key, self.client._unpack(column(rec, b"value", "cur_get"))
+
+    def get_key(self, step: bool = False) -> Any:
+        """The key of the current record (then move on if ``step``); raises when there is none."""
+        rec = self._call("cur_get_key", self._pairs(step), missing=RAISE)
+        return key_text(column(rec, b"key", "cur_get_key"))
+
+    def get_value(self, step: bool = False) -> Any:
+        """The unpacked value of the current record (then move on if ``step``); raises when none."""
+        rec = self._call("cur_get_value", self._pairs(step), missing=RAISE)
+        return self.client._unpack(column(rec, b"value", "cur_get_value"))
+
+    def set_value(self, value: Any, step: bool = False, expire: Any = None) -> bool:
+        """Replace the value of the current record (then move on if ``step``); True."""
+        pairs = [self._cur, (b"value", self.client._pack(value))]
+        if step:
+            pairs.append((b"step", b""))
+        xt = expire_xt(expire)
+        if xt is not None:
+            pairs.append((b"xt", b"%d" % xt))
+        self._call("cur_set_value", pairs, missing=RAISE)
+        return True
+
+    def remove(self) -> bool:
+        """Remove the current record (the cursor moves to the next); True."""
+        self._call("cur_remove", [self._cur], missing=RAISE)
+        return True
+
+    def seize(self) -> dict[str, Any]:
+        """``{'key': ..., 'value': ...}`` of the current record, which is removed."""
+        rec = self._call("cur_seize", [self._cur], missing=RAISE)
+        return {"key": key_text(column(rec, b"key", "cur_seize")),
+                "value": self.client._unpack(column(rec, b"value", "cur_seize"))}
+
+    def delete(self) -> bool:
+        """Delete the cursor on the server and give its connection back; True."""
+        conn, self._conn = self._conn, None
+        if conn is None or conn.closed:
+            return True  # never used, or its session is gone with the connection
+        try:
+            self.client._call("cur_delete", [self._cur], None, None, conn=conn)
+        finally:
+            pool = self.client._pool
+            if pool is not None:
+                pool.release(conn)
+            else:
+                conn.close()
+        return True

@@ -1,0 +1,209 @@
+"""Thin blocking transports: one socket a connection, and a pool of them.
+
+A :class:`Connection` writes whole requests and feeds what it reads to the
+sans-IO readers (:class:`~kyototycoon.protocol.http.ResponseReader` for
+HTTP, the generated binary decoders for the binary protocol). Socket
+failures become :class:`~kyototycoon.errors.ConnectionLost` or
+:class:`~kyototycoon.errors.TimedOut`; the connection is then closed and
+never reused.
+
+A :class:`Pool` hands each thread a connection of its own for one exchange
+at a time, so one client object can be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from kyototycoon._codec.binary import RESPONSES_DECODERS
+from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
+from kyototycoon.protocol.http import Response, ResponseReader
+from kyototycoon.spec.binary import Magic
+
+_RECV_SIZE = 256 * 1024
+_ERROR_MAGIC = int(Magic.ERROR)
+
+
+class StaleConnection(ConnectionLost):
+    """A reused keep-alive connection was closed by the server before any answer byte arrived."""
+
+
+class Connection:
+    """One TCP connection to the server, used by one thread at a time."""
+
+    __slots__ = ("_reader", "address", "exchanges", "sock", "timeout")
+
+    def __init__(self, address: tuple[str, int], timeout: float | None):
+        self.address = address
+        self.timeout = timeout
+        self.exchanges = 0  # answers read so far: >0 means a reused keep-alive connection
+        self._reader: ResponseReader | None = None
+        try:
+            sock = socket.create_connection(address, timeout)
+        except socket.timeout:
+            raise TimedOut(timeout, f"a connection to {address[0]}:{address[1]}") from None
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            sock.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is None
+
+    def _lost(self, exc: BaseException, got_bytes: bool) -> ConnectionLost:
+        """Close and describe a failed exchange."""
+        self.close()
+        if isinstance(exc, socket.timeout):
+            return TimedOut(self.timeout)
+        if not got_bytes and self.exchanges:
+            return StaleConnection(f"connection closed by the server before answering: {exc}")
+        return ConnectionLost(f"connection lost: {exc}")
+
+    def send(self, data: bytes) -> None:
+        """Write a whole request (for requests that get no answer)."""
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise self._lost(exc, False) from None
+
+    # ------------------------------------------------------------ HTTP
+
+    def http(self, request: bytes, method: bytes, timeout: float | None = None) -> Response:
+        """Send an HTTP request and read its whole answer.
+
+        ``timeout`` overrides the connection's read timeout for this answer
+        (a ``WAIT`` may take longer than the usual answer).
+        """
+        sock = self.sock
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = ResponseReader()
+        reader.expect(method)
+        got = False
+        try:
+            if timeout is not None:
+                sock.settimeout(timeout)
+            sock.sendall(request)
+            while True:
+                data = sock.recv(_RECV_SIZE)
+                reader.feed(data)
+                if not data:
+                    break
+                got = True
+                resp = reader.next_response()
+                if resp is not None:
+                    if timeout is not None:
+                        sock.settimeout(self.timeout)
+                    self.exchanges += 1
+                    return resp
+        except OSError as exc:
+            raise self._lost(exc, got) from None
+        except ProtocolError:
+            self.close()
+            raise
+        # the peer closed: a complete answer may still be buffered (no Content-Length)
+        try:
+            resp = reader.next_response()
+        except ProtocolError as exc:
+            self.close()
+            raise ConnectionLost(f"connection closed in the middle of an answer ({exc})") from None
+        self.close()
+        if resp is None:
+            if self.exchanges and not got:
+                raise StaleConnection("connection closed by the server before answering")
+            raise ConnectionLost("connection closed by the server before answering")
+        return resp
+
+    # ------------------------------------------------------------ binary
+
+    def binary(self, request: bytes, magic: int) -> Any:
+        """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF)."""
+        sock = self.sock
+        buf = b""
+        try:
+            sock.sendall(request)
+            while True:
+                data = sock.recv(_RECV_SIZE)
+                if not data:
+                    break
+                buf = buf + data if buf else data
+                first = buf[0]
+                if first != magic and first != _ERROR_MAGIC:
+                    self.close()
+                    raise ProtocolError(
+                        f"bad frame: expected 0x{magic:02X} or 0xBF, got 0x{first:02X}", 0
+                    )
+                frame, end = RESPONSES_DECODERS[first](buf)
+                if frame is not None:
+                    if end != len(buf):
+                        self.close()
+                        raise ProtocolError(f"{len(buf) - end} unexpected bytes after the answer", end)
+                    self.exchanges += 1
+                    return frame
+        except OSError as exc:
+            raise self._lost(exc, bool(buf)) from None
+        except ProtocolError:
+            self.close()
+            raise
+        self.close()
+        if buf:
+            raise ConnectionLost(f"connection closed in the middle of an answer ({len(buf)} bytes read)")
+        if self.exchanges:
+            raise StaleConnection("connection closed by the server before answering")
+        raise ConnectionLost("connection closed by the server before answering")
+
+
+class Pool:
+    """Idle connections to one server, shared by threads.
+
+    ``acquire`` pops an idle connection or opens a new one; ``release``
+    puts it back. ``list.pop``/``append`` are atomic in CPython, so no lock
+    is needed for the hand-over itself.
+    """
+
+    __slots__ = ("address", "closed", "idle", "max_idle", "timeout")
+
+    def __init__(self, address: tuple[str, int], timeout: float | None, max_idle: int = 32):
+        self.address = address
+        self.timeout = timeout
+        self.max_idle = max_idle
+        self.idle: list[Connection] = []
+        self.closed = False
+
+    def acquire(self) -> Connection:
+        """A connection for the calling thread alone, until it is released."""
+        try:
+            return self.idle.pop()
+        except IndexError:
+            return Connection(self.address, self.timeout)
+
+    def connect(self) -> Connection:
+        """Always a new connection (after a stale one)."""
+        return Connection(self.address, self.timeout)
+
+    def release(self, conn: Connection) -> None:
+        """Give a connection back; a closed one, or one past ``max_idle``, is dropped."""
+        if conn.sock is None:
+            return
+        if not self.closed and len(self.idle) < self.max_idle:
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection (connections in use close when released)."""
+        self.closed = True
+        while self.idle:
+            try:
+                self.idle.pop().close()
+            except IndexError:
+                break

@@ -1,0 +1,207 @@
+"""Sans-IO pieces of the client: argument checks, request bytes, answer parsing.
+
+Nothing here touches a socket. Requests are built as whole ``bytes``;
+answers come in as :class:`~kyototycoon.protocol.http.Response` objects or
+decoded binary frames and go out as Python values or raised
+:class:`~kyototycoon.errors.ServerError` subclasses.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable
+
+from kyototycoon.errors import ProtocolError, ServerError, server_error
+from kyototycoon.protocol import http, tsv
+from kyototycoon.spec.binary import XT_MAX, XT_NONE
+
+Pairs = list[tuple[bytes, bytes]]
+
+#: Pass as ``missing`` to raise :class:`~kyototycoon.errors.NoRecord` instead of returning a value.
+RAISE: object = object()
+
+_POST = b"POST"
+_TSV_HEADER = b"Content-Type"
+# Bytes that a raw TSV field cannot hold; anything else (UTF-8 included) goes as it is.
+_CTRL_BUT_TAB_LF = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTENT_TYPES = {enc: tsv.content_type(enc) for enc in (None, "U", "B", "Q")}
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def key_bytes(key: object, name: str = "key") -> bytes:
+    """A key as bytes: ``str`` is encoded UTF-8, bytes-like is taken as it is."""
+    if type(key) is str:
+        return key.encode("utf-8")  # type: ignore[union-attr]
+    if type(key) is bytes:
+        return key  # type: ignore[return-value]
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise TypeError(f"{name} must be str or bytes, not {type(key).__name__}")
+
+
+def key_text(key: bytes) -> str | bytes:
+    """A key read from the server: ``str`` when it is UTF-8, else the raw bytes."""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return key
+
+
+def db_query(db: object) -> bytes:
+    """The ``DB`` value for a database index (``int``) or name (``str``)."""
+    if type(db) is int:
+        if db < 0:
+            raise ValueError(f"db must not be negative, got {db}")
+        return b"%d" % db
+    if isinstance(db, str):
+        return tsv.encode_field(db.encode("utf-8"), "U")
+    raise TypeError(f"db must be an int index or a str name, not {type(db).__name__}")
+
+
+def db_index(db: object) -> int:
+    """A database index for the binary protocol (names are HTTP only)."""
+    if type(db) is int and 0 <= db <= 0xFFFF:
+        return db  # type: ignore[return-value]
+    if type(db) is int:
+        raise ValueError(f"db must be 0..65535, got {db}")
+    raise TypeError(f"db must be an int index over the binary protocol, not {type(db).__name__}")
+
+
+def expire_xt(expire: object) -> int | None:
+    """The wire ``xt`` for ``expire``: None (never), seconds from now, timedelta or datetime.
+
+    Relative times become positive seconds; a ``datetime`` (naive means local
+    time) becomes the negated epoch, which the server reads as absolute.
+    A negative number is passed through: the wire's absolute epoch form.
+    """
+    if expire is None:
+        return None
+    if isinstance(expire, bool):
+        raise TypeError("expire must be seconds, a timedelta or a datetime, not bool")
+    if isinstance(expire, int):
+        return expire
+    if isinstance(expire, float):
+        return int(expire)
+    if isinstance(expire, _dt.timedelta):
+        return int(expire.total_seconds())
+    if isinstance(expire, _dt.datetime):
+        return -int(expire.timestamp())
+    raise TypeError(f"expire must be seconds, a timedelta or a datetime, not {type(expire).__name__}")
+
+
+def binary_xt(expire: object) -> int:
+    """``expire`` as the binary protocol's xt (``XT_NONE`` for never)."""
+    xt = expire_xt(expire)
+    return XT_NONE if xt is None else xt
+
+
+def xt_from_answer(value: bytes | None) -> int | None:
+    """An ``xt`` column of an answer as epoch seconds; None when absent or "never"."""
+    if value is None:
+        return None
+    xt = int(value)
+    return None if xt >= XT_MAX else xt
+
+
+# ---------------------------------------------------------------- HTTP requests
+
+
+def encode_tsv(pairs: Pairs) -> tuple[bytes, bytes]:
+    """A TSV body and its Content-Type, raw when possible, else the smaller of U and B.
+
+    Unlike the server's own choice, raw is kept for long fields too: it is
+    always the cheapest when no field holds a control byte.
+    """
+    body = b"".join([b"%s\t%s\n" % kv for kv in pairs])
+    n = len(pairs)
+    if body.count(b"\t") == n and body.count(b"\n") == n and not _CTRL_BUT_TAB_LF.search(body):
+        return body, _CONTENT_TYPES[None]
+    body, colenc = tsv.encode_records(pairs, tsv.choose_colenc(pairs))
+    return body, _CONTENT_TYPES[colenc]
+
+
+def rpc_request(procedure: bytes, pairs: Pairs, db: bytes | None, host: bytes) -> bytes:
+    """``POST /rpc/<procedure>[?DB=db]`` with ``pairs`` as its TSV body."""
+    body, ctype = encode_tsv(pairs)
+    target = b"/rpc/" + procedure if db is None else b"/rpc/%s?DB=%s" % (procedure, db)
+    return http.build_request(_POST, target, [(_TSV_HEADER, ctype)], body, host=host)
+
+
+def rest_target(key: bytes, db: bytes | None) -> bytes:
+    """The RESTful path of a record: ``/key``, or ``/db/key`` for another database."""
+    quoted = tsv.encode_field(key, "U")
+    return b"/" + quoted if db is None else b"/%s/%s" % (db, quoted)
+
+
+def rest_request(method: bytes, target: bytes, host: bytes, headers=None, body: bytes = b"") -> bytes:
+    """A RESTful request (GET, HEAD, PUT, DELETE) on a record's path."""
+    return http.build_request(method, target, headers, body, host=host)
+
+
+# ---------------------------------------------------------------- HTTP answers
+
+
+def error_message(resp: http.Response) -> str:
+    """The server's error text: ``X-Kt-Error``, the ``ERROR`` column, or the body."""
+    header = resp.headers.get("x-kt-error")
+    if header is not None:
+        return header
+    body = resp.body
+    if body.startswith(b"ERROR\t"):
+        return body[6:].rstrip(b"\n").decode("utf-8", "replace")
+    mime, colenc = tsv.parse_content_type(resp.headers.get("content-type"))
+    if mime == "text/tab-separated-values" and colenc is not None:
+        for k, v in tsv.decode_records(body, colenc):
+            if k == b"ERROR":
+                return v.decode("utf-8", "replace")
+    return body.strip().decode("utf-8", "replace") or resp.reason
+
+
+def answer_error(resp: http.Response, procedure: str | None) -> ServerError:
+    """The :class:`ServerError` for a non-success answer."""
+    return server_error(resp.status, error_message(resp), procedure)
+
+
+def rpc_records(resp: http.Response) -> Pairs:
+    """The records of a successful TSV-RPC answer, decoded whatever its column encoding."""
+    ctype = resp.headers.get("content-type")
+    if ctype is None or ctype == "text/tab-separated-values":
+        colenc = None
+    else:
+        colenc = tsv.parse_content_type(ctype)[1]
+    return tsv.decode_records(resp.body, colenc)
+
+
+def rpc_dict(resp: http.Response) -> dict[bytes, bytes]:
+    """The records of a successful TSV-RPC answer as a dict."""
+    return dict(rpc_records(resp))
+
+
+def column(records: dict[bytes, bytes], name: bytes, procedure: str) -> bytes:
+    """A column the answer must have (its absence is a :class:`ProtocolError`)."""
+    try:
+        return records[name]
+    except KeyError:
+        raise ProtocolError(f"{procedure}: answer has no {name.decode()!r} column") from None
+
+
+def prefixed(keys: Iterable[bytes]) -> Pairs:
+    """Bulk-request records: each key with its ``_`` prefix and an empty value."""
+    return [(b"_" + k, b"") for k in keys]
+
+
+def underscore_records(pairs: Pairs) -> Pairs:
+    """The ``_``-prefixed records of a bulk answer, prefix removed (``num`` and the like dropped)."""
+    return [(k[1:], v) for k, v in pairs if k[:1] == b"_"]
+
+
+def ranked_keys(pairs: Pairs) -> list[str | bytes]:
+    """Keys of a ``match_*`` answer in the server's result order (the value is the rank)."""
+    found = [(int(v), k[1:]) for k, v in pairs if k[:1] == b"_"]
+    found.sort()
+    return [key_text(k) for _, k in found]
