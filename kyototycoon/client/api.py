@@ -45,8 +45,7 @@ from .wire import (
     xt_from_answer,
 )
 
-_GET, _HEAD, _PUT, _DELETE, _POST = b"GET", b"HEAD", b"PUT", b"DELETE", b"POST"
-_MODE = b"X-Kt-Mode"
+_GET, _DELETE, _POST = b"GET", b"DELETE", b"POST"
 _INT64 = struct.Struct(">q")
 _NO_REPLY = int(Flag.NO_REPLY)
 _SET_BULK, _GET_BULK, _REMOVE_BULK, _PLAY_SCRIPT = (
@@ -340,23 +339,13 @@ class KyotoTycoon:
         return _INT64.unpack(resp.body)[0]
 
     def _store(self, mode: str, key: Any, value: Any, expire: Any, db: object) -> bool:
-        """set/add/replace: RESTful PUT when there is no expiration, else the RPC procedure."""
-        k = key_bytes(key)
-        v = self._pack(value)
+        """set/add/replace through the RPC procedure (it takes a relative ``xt``, unlike REST PUT)."""
+        pairs = [(b"key", key_bytes(key)), (b"value", self._pack(value))]
         xt = expire_xt(expire)
-        dbq = _db_or_none(db)
-        if xt is None and k:
-            headers = None if mode == "set" else [(_MODE, mode.encode())]
-            request = rest_request(_PUT, rest_target(k, dbq), self._host, headers, v)
-            resp = self._http(request, _PUT, mode == "set")
-            ok = resp.status == 201
-        else:
-            pairs = [(b"key", k), (b"value", v)]
-            if xt is not None:
-                pairs.append((b"xt", b"%d" % xt))
-            resp = self._rpc(mode, pairs, db)
-            ok = resp.status == 200
-        if ok:
+        if xt is not None:
+            pairs.append((b"xt", b"%d" % xt))
+        resp = self._rpc(mode, pairs, db)
+        if resp.status == 200:
             return True
         err = answer_error(resp, mode)
         if mode == "replace" and isinstance(err, NoRecord):

@@ -1,0 +1,158 @@
+"""A loopback server that answers from a recorded transcript case.
+
+Requests are compared by meaning, not bytes: an HTTP request by method,
+decoded path and its parameters (query string and TSV body, whatever the
+column encoding, in any order); a binary request by its decoded frame. Each
+request is answered with the ``recv`` of the next recorded step it
+matches; recorded steps the client never sends (requests only a raw
+socket can make) are passed over. A request that matches no later step is
+a mismatch: it is noted in :attr:`ReplayServer.mismatches` and the
+connection is closed. An empty ``recv`` closes the connection, as the real
+server did.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from kyototycoon._codec.binary import REQUESTS_DECODERS
+from kyototycoon.errors import ProtocolError
+from kyototycoon.protocol import http, tsv
+
+
+def _http_meaning(req: http.Request) -> tuple:
+    mime, colenc = tsv.parse_content_type(req.headers.get("content-type"))
+    params = tsv.parse_query(req.query, lenient=True)
+    if mime == "application/x-www-form-urlencoded":
+        params += tsv.parse_form(req.body, lenient=True)
+    elif req.path.startswith(b"/rpc/"):
+        params += tsv.decode_records(req.body, colenc, lenient=True)
+    path = tsv.decode_field(req.path, "U", lenient=True) if not req.path.startswith(b"/rpc/") else req.path
+    body = req.body if not req.path.startswith(b"/rpc/") else b""
+    headers = sorted((k, v) for k, v in req.headers.items() if k.startswith("x-kt-"))
+    return ("http", req.method, path, tuple(sorted(params)), body, tuple(headers))
+
+
+def meaning(data: bytes) -> tuple:
+    """What a whole recorded or received request asks for (see the module docstring)."""
+    decode = REQUESTS_DECODERS.get(data[0]) if data else None
+    if decode is not None:
+        frame, _ = decode(data)
+        return ("binary", type(frame).__name__, repr(tuple(frame)))
+    reader = http.RequestReader()
+    reader.feed(data)
+    req = reader.next_request()
+    if req is None:
+        raise ValueError(f"not a whole request: {data[:60]!r}")
+    return _http_meaning(req)
+
+
+class ReplayServer:
+    """Serve one case's steps; ``answered`` counts the steps replayed."""
+
+    def __init__(self, steps: Sequence[Any]):
+        self.steps = [(meaning(s.send) if self._parsable(s.send) else None, s.recv) for s in steps]
+        self.position = 0
+        self.answered = 0
+        self.mismatches: list[tuple] = []
+        self._lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+
+    @staticmethod
+    def _parsable(send: bytes) -> bool:
+        try:
+            meaning(send)
+        except (ProtocolError, ValueError):
+            return False
+        return True
+
+    def __enter__(self) -> ReplayServer:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.listener.close()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client closed it first
+        self._acceptor.join(5)
+        for t in self._threads:
+            t.join(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _answer(self, request: tuple) -> bytes | None:
+        """The recorded answer of the next step asking the same; None for a mismatch."""
+        with self._lock:
+            for i in range(self.position, len(self.steps)):
+                if self.steps[i][0] == request:
+                    self.position = i + 1
+                    self.answered += 1
+                    return self.steps[i][1]
+            self.mismatches.append(request)
+            return None
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                while buf:
+                    size = _whole_request_size(buf)
+                    if size is None:
+                        break
+                    request, buf = buf[:size], buf[size:]
+                    answer = self._answer(meaning(request))
+                    if answer is None:  # a mismatch
+                        return
+                    if answer:
+                        conn.sendall(answer)
+                    elif not _no_reply(request):  # the recorded server closed here
+                        return
+
+
+def _no_reply(request: bytes) -> bool:
+    """A binary request with the no-reply flag (its recorded answer is empty, the connection stays)."""
+    return request[0] in REQUESTS_DECODERS and bool(request[4] & 1)
+
+
+def _whole_request_size(buf: bytes) -> int | None:
+    """The length of the first whole request in ``buf``, or None when it is still arriving."""
+    decode = REQUESTS_DECODERS.get(buf[0])
+    if decode is not None:
+        frame, end = decode(buf)
+        return end if frame is not None else None
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    length = 0
+    for line in buf[:head_end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    end = head_end + 4 + length
+    return end if len(buf) >= end else None
