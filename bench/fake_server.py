@@ -242,6 +242,10 @@ class FakeServer:
             threading.Thread(target=serve_connection, args=(self.store, sock), daemon=True).start()
 
     def stop(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass  # not supported for listening sockets everywhere: close() below still stops it
         self.listener.close()
         for sock in self._conns:
             try:

@@ -63,6 +63,10 @@ class ScriptedPeer:
                 pass  # the client went away: that is what these tests provoke
 
     def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass  # not supported for listening sockets everywhere: close() below still stops it
         self.listener.close()
         for sock in self._conns:
             try:

@@ -78,6 +78,10 @@ class ReplayServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass  # not supported for listening sockets everywhere: close() below still stops it
         self.listener.close()
         for conn in self._conns:
             try:
