@@ -4,12 +4,20 @@ The server keeps a cursor in the session of the connection that created
 it, so a :class:`Cursor` takes a connection of its own from the client's
 pool on first use and gives it back on :meth:`Cursor.delete`. Cursor
 requests are never resent on another connection: the position would be gone.
+
+ktserver creates the cursor on the first request that names it, in that
+request's database, and from then on ignores ``DB``: so a :class:`Cursor`
+remembers which database its server-side cursor lives in, replaces it when
+:meth:`~Cursor.jump` asks for another one, and only sends ``cur_delete`` for
+a cursor the server holds (it answers 501 for one it does not).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from kyototycoon.errors import InvalidParameters, KyotoTycoonException, NoSuchDatabase, ServerError
 
 from .wire import RAISE, Pairs, column, expire_xt, key_bytes, key_text
 
@@ -26,16 +34,29 @@ class Cursor:
         self.cursor_id = cursor_id
         self._cur = (b"CUR", b"%d" % cursor_id)
         self._conn: Connection | None = None
+        # the database of the cursor the server holds for this id; None while it holds none
+        self._server_db: object = None
 
     def __enter__(self) -> Cursor:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.delete()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.delete()
+            return
+        try:
+            self.delete()
+        except KyotoTycoonException as err:
+            # the error that ended the with block is the one the caller must see
+            exc.add_note(f"deleting the cursor failed too: {err}")
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        """Every ``(key, value)`` from the first record on (one request a record)."""
-        if not self.jump():
+        """Every ``(key, value)`` from the first record on (one request a record).
+
+        The walk stays in the database the cursor already moved in (the first
+        database for a new cursor).
+        """
+        if not self.jump(db=0 if self._server_db is None else self._server_db):
             return
         while True:
             key, value = self.get(step=True)
@@ -47,21 +68,50 @@ class Cursor:
         conn = self._conn
         if conn is None or conn.closed:
             conn = self._conn = self.client._get_pool().acquire()
+            self._server_db = None  # a new session holds no cursor
         return conn
 
     def _call(self, name: str, pairs: Pairs, db: object = None, missing: Any = None) -> Any:
         """The answer's records, or ``missing`` when the cursor points at no record."""
-        return self.client._call(name, pairs, db, missing, conn=self._connection())
+        conn = self._connection()
+        try:
+            out = self.client._call(name, pairs, db, missing, conn=conn)
+        except InvalidParameters as exc:
+            if exc.message == "no such cursor":
+                # ktserver makes a missing cursor in the request's database, so this
+                # answer means that database does not exist: say that instead
+                raise NoSuchDatabase(exc.status, "no such database", name) from None
+            self._created(db)
+            raise
+        except ServerError:
+            self._created(db)  # the server made the cursor before the procedure failed
+            raise
+        self._created(db)
+        return out
+
+    def _created(self, db: object) -> None:
+        if self._server_db is None:
+            self._server_db = 0 if db is None else db
+
+    def _in_database(self, db: object) -> None:
+        """Drop the server's cursor when it lives in another database than ``db`` (it ignores DB)."""
+        conn = self._conn
+        if self._server_db is None or self._server_db == db or conn is None or conn.closed:
+            return
+        self._server_db = None
+        self.client._call("cur_delete", [self._cur], None, None, conn=conn)
 
     def jump(self, key: str | bytes | None = None, db: object = 0) -> bool:
-        """Move to ``key`` (or the first record); False when there is nothing there."""
+        """Move to ``key`` (or the first record) in ``db``; False when there is nothing there."""
+        self._in_database(db)
         pairs = [self._cur]
         if key is not None:
             pairs.append((b"key", key_bytes(key)))
         return self._call("cur_jump", pairs, db, False) is not False
 
     def jump_back(self, key: str | bytes | None = None, db: object = 0) -> bool:
-        """Move to ``key`` or the record before it (or the last record); False when there is none."""
+        """Move to ``key`` or the record before it (or the last record) in ``db``; False when none."""
+        self._in_database(db)
         pairs = [self._cur]
         if key is not None:
             pairs.append((b"key", key_bytes(key)))
@@ -121,10 +171,12 @@ class Cursor:
     def delete(self) -> bool:
         """Delete the cursor on the server and give its connection back; True."""
         conn, self._conn = self._conn, None
+        held, self._server_db = self._server_db is not None, None
         if conn is None or conn.closed:
             return True  # never used, or its session is gone with the connection
         try:
-            self.client._call("cur_delete", [self._cur], None, None, conn=conn)
+            if held:  # the server answers 501 for a cursor it never made
+                self.client._call("cur_delete", [self._cur], None, None, conn=conn)
         finally:
             pool = self.client._pool
             if pool is not None:
