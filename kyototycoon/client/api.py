@@ -269,8 +269,10 @@ class KyotoTycoon:
 
     def signal(self, name: str | bytes, broadcast: bool = False) -> int:
         """Send the named condition signal (to every waiter if ``broadcast``); how many were woken."""
-        pairs = [(b"SIGNALBROAD" if broadcast else b"SIGNAL", key_bytes(name, "name"))]
-        return int(self._call("void", pairs).get(b"SIGNALED", b"0"))
+        pairs = [(b"SIGNAL", key_bytes(name, "name"))]
+        if broadcast:  # a flag next to SIGNAL: ktserver reads the name from SIGNAL only
+            pairs.append((b"SIGNALBROAD", b""))
+        return int(column(self._call("void", pairs), b"SIGNALED", "signal"))
 
     def wait(self, name: str | bytes, timeout: float = 30) -> bool:
         """Wait for the named condition signal; True when it came, False after ``timeout`` seconds."""
