@@ -60,7 +60,7 @@ class ServerError(KyotoTycoonException):
 
 
 class NoRecord(ServerError):
-    """450 with ``DB: 7: no record`` (the record does not exist)."""
+    """450 with ``DB: 7: no record`` (the record does not exist), or 404 from a RESTful read."""
 
 
 class RecordExists(ServerError):
@@ -89,9 +89,11 @@ class ServerTimeout(ServerError):
 
 def server_error(status: int | None, message: str, procedure: str | None = None) -> ServerError:
     """Pick the most precise :class:`ServerError` subclass for a status and message."""
-    if status == 450:
+    if status == 404 and "no record" in message:
+        cls: type[ServerError] = NoRecord  # a RESTful read of a missing record
+    elif status == 450:
         if "no record" in message:
-            cls: type[ServerError] = NoRecord
+            cls = NoRecord
         elif "duplication" in message:
             cls = RecordExists
         else:

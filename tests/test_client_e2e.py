@@ -207,8 +207,9 @@ def test_increment_and_get_int_share_the_8_byte_big_endian_record(srv, kt):
     assert kt.increment("n", -7) == -2
     assert stored_value(srv, "n") == struct.pack(">q", -2)
     assert kt.get_int("n") == -2
-    with pytest.raises(ServerError):
+    with pytest.raises(NoRecord) as missing:
         kt.get_int("missing")
+    assert (missing.value.status, missing.value.message) == (404, "DB: 7: no record: no record")
     kt.set("text", "not a number")
     with pytest.raises(LogicalInconsistency) as info:
         kt.increment("text", 1)
