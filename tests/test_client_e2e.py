@@ -866,6 +866,14 @@ def test_wait_times_out_and_signal_without_waiters_wakes_nobody(kt):
     assert kt.void() is True  # the connection is still usable after the 503
 
 
+@pytest.mark.parametrize("timeout", [0, -1, float("nan")])
+def test_wait_refuses_a_timeout_the_server_would_read_as_30_seconds(kt, timeout):
+    started = time.monotonic()
+    with pytest.raises(ValueError):
+        kt.wait("x", timeout=timeout)
+    assert time.monotonic() - started < 1
+
+
 def test_signal_and_wait_ride_on_any_procedure(raw, srv):
     """ktserver handles WAIT before and SIGNAL after every procedure, as the transcripts show for set/get."""
     assert raw.rpc("set", {"SIGNAL": "sig", "key": "s", "value": "1"}) == {b"SIGNALED": b"0"}

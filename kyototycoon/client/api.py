@@ -278,6 +278,8 @@ class KyotoTycoon:
         """Wait for the named condition signal; True when it came, False after ``timeout`` seconds."""
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
+        if not timeout > 0:  # ktserver would wait its default 30 s instead, past our read timeout
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         pairs = [(b"WAIT", key_bytes(name, "name")), (b"WAITTIME", repr(float(timeout)).encode())]
         pool = self._pool or self._get_pool()
         read_timeout = timeout + (pool.timeout or 0) + 1.0
