@@ -111,34 +111,41 @@ def frame_codecs() -> dict[tuple[str, str], FrameCodec]:
 # ------------------------------------------------------------------ valid values
 
 
-def random_values(ir: StructIR, choices: Choices, *, max_records: int = 4, max_bytes: int = 32) -> tuple:
-    """Valid values for ``ir``'s encoder, in ``ir.value_fields`` order."""
+def random_values(
+    ir: StructIR,
+    choices: Choices,
+    *,
+    max_records: int = 4,
+    max_bytes: int = 32,
+    known_flags_only: bool = False,
+) -> tuple:
+    """Valid values for ``ir``'s encoder, in ``ir.value_fields`` order.
+
+    ``known_flags_only`` keeps flag fields to named bits (construct drops
+    unknown bits when parsing, so differential tests need it).
+    """
+    again = {"max_records": max_records, "max_bytes": max_bytes, "known_flags_only": known_flags_only}
     drawn: dict[str, Any] = {}
     for f in ir.fields:
         if getattr(f, "const", None) is not None or getattr(f, "rebuild", None) is not None:
             continue
         if isinstance(f, SwitchField):
             case = next(c for c in f.cases if c.value == drawn[f.key])
-            drawn[f.name] = (
-                None
-                if case.body is None
-                else random_values(case.body, choices, max_records=max_records, max_bytes=max_bytes)
-            )
+            drawn[f.name] = None if case.body is None else random_values(case.body, choices, **again)
         elif isinstance(f, ArrayField):
             count = choices.integer(0, max_records)
-            drawn[f.name] = [
-                random_values(f.item, choices, max_records=max_records, max_bytes=max_bytes)
-                for _ in range(count)
-            ]
+            drawn[f.name] = [random_values(f.item, choices, **again) for _ in range(count)]
         else:
-            drawn[f.name] = _scalar(f, choices, max_bytes)
+            drawn[f.name] = _scalar(f, choices, max_bytes, known_flags_only)
     return tuple(drawn[name] for name in ir.value_fields)
 
 
-def _scalar(f: AnyField, choices: Choices, max_bytes: int) -> Any:
+def _scalar(f: AnyField, choices: Choices, max_bytes: int, known_flags_only: bool = False) -> Any:
     if isinstance(f, IntField):
         if f.enum:
             return choices.choice(sorted(f.enum))
+        if f.flags and known_flags_only:
+            return sum(bit for bit in sorted(f.flags) if choices.integer(0, 1))
         return choices.integer(*int_range(f.fmt))
     if isinstance(f, VarNumField):
         return choices.integer(0, 2**63 - 1)
