@@ -5,7 +5,6 @@ Drop-in for python-kyototycoon-ng: the same import name, classes and constants.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from .__about__ import __version__
@@ -14,7 +13,7 @@ from .errors import KyotoTycoonException
 from .packers import KT_PACKER_BYTES, KT_PACKER_CUSTOM, KT_PACKER_JSON, KT_PACKER_PICKLE, KT_PACKER_STRING
 
 # The replication consumer lives in kyototycoon.replication; it is imported on first
-# use so that the client works (and imports fast) without it.
+# use, so programs that only talk to the server do not load it.
 _LAZY = ("KyotoSlave", "OP_SET", "OP_REMOVE", "OP_CLEAR")
 
 __all__ = [
@@ -26,9 +25,8 @@ __all__ = [
     "KyotoTycoon",
     "KyotoTycoonException",
     "__version__",
+    *_LAZY,
 ]
-if importlib.util.find_spec(__name__ + ".replication") is not None:
-    __all__ += _LAZY
 
 
 def __getattr__(name: str) -> Any:
