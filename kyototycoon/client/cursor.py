@@ -48,7 +48,8 @@ class Cursor:
             self.delete()
         except KyotoTycoonException as err:
             # the error that ended the with block is the one the caller must see
-            exc.add_note(f"deleting the cursor failed too: {err}")
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note(f"deleting the cursor failed too: {err}")
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         """Every ``(key, value)`` from the first record on (one request a record).
