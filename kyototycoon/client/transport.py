@@ -22,6 +22,7 @@ from kyototycoon.protocol.http import Response, ResponseReader
 from kyototycoon.spec.binary import Magic
 
 _RECV_SIZE = 16 * 1024  # measured: smaller buffers cost less per small answer; big ones take a few recvs
+_BIG_RECV_SIZE = 1024 * 1024  # once an answer is known not to fit in one small read
 _ERROR_MAGIC = int(Magic.ERROR)
 
 
@@ -129,13 +130,22 @@ class Connection:
         """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF)."""
         sock = self.sock
         buf = b""
+        chunks: list[bytes] = []
+        have = 0
+        need = 1  # the decoder's lower bound on the frame's size
+        size = _RECV_SIZE
         try:
             sock.sendall(request)
             while True:
-                data = sock.recv(_RECV_SIZE)
+                data = sock.recv(size)
                 if not data:
                     break
-                buf = buf + data if buf else data
+                chunks.append(data)
+                have += len(data)
+                if have < need:
+                    continue
+                buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks = [buf]
                 first = buf[0]
                 if first != magic and first != _ERROR_MAGIC:
                     self.close()
@@ -149,14 +159,18 @@ class Connection:
                         raise ProtocolError(f"{len(buf) - end} unexpected bytes after the answer", end)
                     self.exchanges += 1
                     return frame
+                # A big answer: read all that has arrived at once, so it is decoded a few
+                # times rather than once per small read (which made large bulk answers quadratic).
+                need = end
+                size = _BIG_RECV_SIZE
         except OSError as exc:
-            raise self._lost(exc, bool(buf)) from None
+            raise self._lost(exc, bool(have)) from None
         except ProtocolError:
             self.close()
             raise
         self.close()
-        if buf:
-            raise ConnectionLost(f"connection closed in the middle of an answer ({len(buf)} bytes read)")
+        if have:
+            raise ConnectionLost(f"connection closed in the middle of an answer ({have} bytes read)")
         if self.exchanges:
             raise StaleConnection("connection closed by the server before answering")
         raise ConnectionLost("connection closed by the server before answering")

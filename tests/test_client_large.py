@@ -1,0 +1,37 @@
+"""Large answers are read in few pieces and decoded a bounded number of times."""
+
+from __future__ import annotations
+
+import pytest
+
+import kyototycoon.client.transport as transport
+from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
+from kyototycoon.server import EmbeddedServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedServer() as srv:
+        yield srv
+
+
+def test_big_binary_get_bulk_is_not_decoded_once_per_read(server, monkeypatch):
+    client = KyotoTycoon(binary=True, pack_type=KT_PACKER_BYTES)
+    client.open(server.host, server.port)
+    records = {f"k{i:06d}": bytes([i % 251]) * 100 for i in range(20_000)}  # about 2.4 MB of answer
+    assert client.set_bulk(records) == len(records)
+
+    attempts = []
+    decoders = dict(transport.RESPONSES_DECODERS)
+    real = decoders[0xBA]
+
+    def counting(buf, pos=0, max_count=None):
+        attempts.append(len(buf))
+        return real(buf, pos, max_count)
+
+    decoders[0xBA] = counting
+    monkeypatch.setattr(transport, "RESPONSES_DECODERS", decoders)
+    assert client.get_bulk(list(records)) == records
+    # 16 KiB reads would mean ~150 attempts, each decoding from the start (quadratic)
+    assert len(attempts) <= 20, attempts
+    client.close()
