@@ -25,9 +25,9 @@ def test_big_binary_get_bulk_is_not_decoded_once_per_read(server, monkeypatch):
     decoders = dict(transport.RESPONSES_DECODERS)
     real = decoders[0xBA]
 
-    def counting(buf, pos=0, max_count=None):
+    def counting(buf, pos=0, max_count=None, state=None):
         attempts.append(len(buf))
-        return real(buf, pos, max_count)
+        return real(buf, pos, max_count, state)
 
     decoders[0xBA] = counting
     monkeypatch.setattr(transport, "RESPONSES_DECODERS", decoders)

@@ -282,3 +282,38 @@ def test_encoders_name_the_frame_on_bad_values():
     binary = CODECS["binary"]
     with pytest.raises(ValueError, match="set_bulk_request"):
         binary.encode_set_bulk_request(0, [(70000, 0, b"k", b"v")])  # db does not fit u16
+
+
+def test_resumed_decoding_does_not_decode_received_records_again():
+    binary = CODECS["binary"]
+    records = [(0, i, b"key%d" % i, b"value%d" % i) for i in range(50)]
+    wire = binary.encode_get_bulk_response(records)
+    state: dict = {}
+    cut = len(wire) * 2 // 3
+    frame, need = binary.decode_get_bulk_response(wire[:cut], 0, None, state)
+    assert frame is None and need > cut
+    done = len(state["records"])
+    assert 0 < done < 50 and state["offset"] <= cut
+    # Records already decoded are not read again: garbling their bytes changes nothing.
+    garbled = b"\xba" + wire[1:5] + b"\xee" * (state["offset"] - 5) + wire[state["offset"] :]
+    frame, end = binary.decode_get_bulk_response(garbled, 0, None, state)
+    assert frame == binary.GetBulkResponse(records) and end == len(wire)
+
+
+def test_frame_reader_decodes_a_trickled_big_frame_in_linear_work():
+    binary = CODECS["binary"]
+    records = [(0, 0, b"k%05d" % i, b"v" * 20) for i in range(2000)]
+    wire = binary.encode_set_bulk_request(0, records)
+    calls = []
+
+    def counting(buf, pos=0, max_count=None, state=None):
+        calls.append(len(state.get("records", ())) if state is not None else None)
+        return binary.decode_set_bulk_request(buf, pos, max_count, state)
+
+    reader = FrameReader(counting)
+    for i in range(0, len(wire), 97):
+        reader.feed(wire[i : i + 97])
+        frame = reader.next_frame()
+    assert frame == binary.SetBulkRequest(0, records)
+    # every attempt after the first starts from where the previous one stopped
+    assert None not in calls and calls == sorted(calls) and calls[-1] > 1900

@@ -134,6 +134,7 @@ class Connection:
         have = 0
         need = 1  # the decoder's lower bound on the frame's size
         size = _RECV_SIZE
+        state: dict = {}  # where the decoder stopped, so more bytes resume rather than restart
         try:
             sock.sendall(request)
             while True:
@@ -152,7 +153,7 @@ class Connection:
                     raise ProtocolError(
                         f"bad frame: expected 0x{magic:02X} or 0xBF, got 0x{first:02X}", 0
                     )
-                frame, end = RESPONSES_DECODERS[first](buf)
+                frame, end = RESPONSES_DECODERS[first](buf, 0, None, state)
                 if frame is not None:
                     if end != len(buf):
                         self.close()

@@ -92,6 +92,7 @@ def decode_plan(ir: StructIR, depth: int, structs: StructTable) -> list[dict[str
                 steps.append(
                     {
                         "kind": "array",
+                        "top": depth == 0,  # resumable: a half-received frame is not parsed again
                         "var": var(depth, f.name),
                         "count": var(depth, f.count),
                         "item": decode_plan(f.item, depth + 1, structs),

@@ -31,7 +31,18 @@ class FrameReader:
     length field is refused instead of being waited for.
     """
 
-    __slots__ = ("_buf", "_chunks", "_decoders", "_have", "_max_count", "_max_frame", "_need", "_pos", "eof")
+    __slots__ = (
+        "_buf",
+        "_chunks",
+        "_decoders",
+        "_have",
+        "_max_count",
+        "_max_frame",
+        "_need",
+        "_pos",
+        "_state",
+        "eof",
+    )
 
     def __init__(
         self,
@@ -48,6 +59,7 @@ class FrameReader:
         self._chunks: list[bytes] = []  # fed but not yet joined into _buf
         self._have = 0  # total unread bytes (_buf[_pos:] + chunks)
         self._need = 1  # do not try to parse before this many unread bytes
+        self._state: dict = {}  # how far the decoder got in the frame still arriving
         self.eof = False
 
     def feed(self, data: bytes) -> None:
@@ -99,7 +111,7 @@ class FrameReader:
                 known = ", ".join(f"0x{m:02X}" for m in sorted(self._decoders or ()))
                 raise ProtocolError(f"bad frame: expected one of {known}, got 0x{magic:02X}", 0, known)
         try:
-            frame, end = decode(buf, pos, self._max_count)
+            frame, end = decode(buf, pos, self._max_count, self._state)
         except ProtocolError:
             raise
         except (IndexError, ValueError, TypeError, struct.error) as exc:  # never leak raw decoding errors
@@ -118,6 +130,8 @@ class FrameReader:
         self._have -= end - pos
         self._pos = end
         self._need = 1
+        if self._state:
+            self._state = {}
         if end == len(buf):
             self._buf, self._pos = b"", 0
         return frame
