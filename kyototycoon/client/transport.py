@@ -14,6 +14,8 @@ at a time, so one client object can be shared by many threads.
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 from typing import Any
 
 from kyototycoon._codec.binary import RESPONSES_DECODERS
@@ -24,6 +26,30 @@ from kyototycoon.spec.binary import Magic
 _RECV_SIZE = 16 * 1024  # measured: smaller buffers cost less per small answer; big ones take a few recvs
 _BIG_RECV_SIZE = 1024 * 1024  # once an answer is known not to fit in one small read
 _ERROR_MAGIC = int(Magic.ERROR)
+
+
+# On Linux, timeouts are kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking
+# socket: Python's own socket timeout polls before every send and receive, which cost
+# about a microsecond of system time per request in the client benchmark.
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+_TIMEVAL = struct.Struct("@ll")
+
+
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    """Make ``sock``'s sends and receives give up after ``timeout`` seconds (None: never)."""
+    if not _KERNEL_TIMEOUTS:
+        sock.settimeout(timeout)
+        return
+    seconds = 0.0 if timeout is None else max(timeout, 1e-6)  # 0 would mean "wait forever"
+    whole = int(seconds)
+    value = _TIMEVAL.pack(whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # a kernel timeout surfaces as EAGAIN on the blocking socket
+    return isinstance(exc, (socket.timeout, BlockingIOError))
 
 
 class StaleConnection(ConnectionLost):
@@ -47,6 +73,9 @@ class Connection:
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _KERNEL_TIMEOUTS:
+            sock.settimeout(None)
+            _set_timeout(sock, timeout)
         self.sock = sock
 
     def close(self) -> None:
@@ -63,7 +92,7 @@ class Connection:
     def _lost(self, exc: BaseException, got_bytes: bool) -> ConnectionLost:
         """Close and describe a failed exchange."""
         self.close()
-        if isinstance(exc, socket.timeout):
+        if _timed_out(exc):
             return TimedOut(self.timeout)
         if not got_bytes and self.exchanges:
             return StaleConnection(f"connection closed by the server before answering: {exc}")
@@ -92,7 +121,7 @@ class Connection:
         got = False
         try:
             if timeout is not None:
-                sock.settimeout(timeout)
+                _set_timeout(sock, timeout)
             sock.sendall(request)
             while True:
                 data = sock.recv(_RECV_SIZE)
@@ -103,7 +132,7 @@ class Connection:
                 resp = reader.next_response()
                 if resp is not None:
                     if timeout is not None:
-                        sock.settimeout(self.timeout)
+                        _set_timeout(sock, self.timeout)
                     self.exchanges += 1
                     return resp
         except OSError as exc:
