@@ -41,7 +41,6 @@ _log = logging.getLogger(__name__)
 
 _READ_SIZE = 256 * 1024
 _REPLICATION = int(ReplicationMagic.REPLICATION)
-_REPLICATION_REQUEST_SIZE = 15
 _WATCHDOG_PERIOD = 1.0
 
 
@@ -333,12 +332,14 @@ class _KtConnection(_Connection):
                 http_reader.feed(data)  # b"" marks EOF: the reader then reports the cut request
 
     async def _replicate(self, pending: bytes) -> None:
-        while len(pending) < _REPLICATION_REQUEST_SIZE:
+        while True:
+            request, _end = replication_codec.decode_replication_request(pending)
+            if request is not None:
+                break
             data = await self.read(in_request=True)
             if not data:
                 return
             pending += data
-        request, _end = replication_codec.decode_replication_request(pending)
         await stream_updates(self.server, request, self.reader, self.writer)
 
 
