@@ -76,7 +76,7 @@ def test_any_records_roundtrip_through_request_encoding(pairs):
 @given(st.lists(st.tuples(fields, fields), max_size=8), st.sampled_from([None, "U", "B"]))
 def test_any_records_roundtrip_through_answer_decoding(pairs, colenc):
     if colenc is None:
-        pairs = [(k, v) for k, v in pairs if not wire._CTRL_BUT_TAB_LF.search(k + v)
+        pairs = [(k, v) for k, v in pairs if (k + v).translate(None, wire._CTRL_BUT_TAB_LF) == k + v
                  and b"\t" not in k + v and b"\n" not in k + v]
     body, enc = tsv.encode_records(pairs, colenc)
     resp = _response(http.build_response(200, [(b"Content-Type", tsv.content_type(enc))], body), b"POST")

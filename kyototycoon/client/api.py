@@ -12,11 +12,11 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Callable
 
 from kyototycoon._codec import binary as codec
 from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError, server_error
-from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, make_packer
+from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
 from kyototycoon.protocol.http import Response
 from kyototycoon.spec.binary import Flag, Magic
 
@@ -52,6 +52,15 @@ _SET_BULK, _GET_BULK, _REMOVE_BULK, _PLAY_SCRIPT = (
     int(Magic.SET_BULK), int(Magic.GET_BULK), int(Magic.REMOVE_BULK), int(Magic.PLAY_SCRIPT))
 # packers whose stored bytes can be appended to on the server
 _CONCATENABLE = (KT_PACKER_BYTES, KT_PACKER_STRING)
+
+
+def _bulk_records(kv_dict: Mapping[Any, Any], pack: Callable[[Any], bytes], prefix: bytes) -> Pairs:
+    """``prefix + key -> packed value`` records of a bulk write (the hot loop of ``set_bulk``)."""
+    items = kv_dict.items()
+    # str keys and the bytes packer are the common case: skip the per-record calls
+    if pack is _identity:
+        return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), v) for k, v in items]
+    return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), pack(v)) for k, v in items]
 
 
 def _db_or_none(db: object) -> bytes | None:
@@ -452,8 +461,7 @@ class KyotoTycoon:
         """Store every ``key -> value`` of ``kv_dict``; the number stored (atomic by default over HTTP)."""
         if not kv_dict:
             return 0
-        pack = self._pack
-        pairs = [(b"_" + key_bytes(k), pack(v)) for k, v in kv_dict.items()]
+        pairs = _bulk_records(kv_dict, self._pack, b"_")
         head: Pairs = []
         if self.atomic if atomic is None else atomic:
             head.append((b"atomic", b""))
@@ -465,7 +473,7 @@ class KyotoTycoon:
 
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
         """The unpacked values of the ``keys`` that exist, keyed as given."""
-        wanted = {key_bytes(k): k for k in keys}
+        wanted = {(k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
         if not wanted:
             return {}
         pairs = prefixed(wanted)
@@ -476,9 +484,11 @@ class KyotoTycoon:
             raise answer_error(resp, "get_bulk")
         unpack = self._unpack
         out = {}
-        for k, v in underscore_records(rpc_records(resp)):
+        for k, v in rpc_records(resp):
+            if k[:1] != b"_":  # num and the like
+                continue
             try:
-                out[wanted[k]] = unpack(v)
+                out[wanted[k[1:]]] = unpack(v)
             except KeyError:
                 raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
         return out
@@ -646,8 +656,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
             return 0
         d = db_index(db)
         xt = binary_xt(expire)
-        pack = self._pack
-        records = [(d, xt, key_bytes(k), pack(v)) for k, v in kv_dict.items()]
+        records = [(d, xt, k, v) for k, v in _bulk_records(kv_dict, self._pack, b"")]
         request = codec.encode_set_bulk_request(_NO_REPLY if no_reply else 0, records)
         if no_reply:
             self._send(request)
