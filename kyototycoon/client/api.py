@@ -473,10 +473,11 @@ class KyotoTycoon:
 
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
         """The unpacked values of the ``keys`` that exist, keyed as given."""
-        wanted = {(k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
+        # keyed by the request's "_key" column, which is also how the answer names them
+        wanted = {b"_" + (k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
         if not wanted:
             return {}
-        pairs = prefixed(wanted)
+        pairs = [(k, b"") for k in wanted]
         if self.atomic if atomic is None else atomic:
             pairs.insert(0, (b"atomic", b""))
         resp = self._rpc("get_bulk", pairs, db)
@@ -488,7 +489,7 @@ class KyotoTycoon:
             if k[:1] != b"_":  # num and the like
                 continue
             try:
-                out[wanted[k[1:]]] = unpack(v)
+                out[wanted[k]] = unpack(v)
             except KeyError:
                 raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
         return out

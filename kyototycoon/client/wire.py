@@ -23,8 +23,9 @@ RAISE: object = object()
 _POST = b"POST"
 _TSV_HEADER = b"Content-Type"
 # Bytes that a raw TSV field cannot hold; anything else (UTF-8 included) goes as it is.
-# (Deleting them with bytes.translate and comparing lengths is ~5x faster than a regex search.)
+# One bytes.translate pass finds them all (a regex search or byte counts cost several times more).
 _CTRL_BUT_TAB_LF = bytes(c for c in range(0x20) if c not in (0x09, 0x0A)) + b"\x7f"
+_NOT_RAW = _CTRL_BUT_TAB_LF + b"\t\n"
 _CONTENT_TYPES = {enc: tsv.content_type(enc) for enc in (None, "U", "B", "Q")}
 
 
@@ -119,11 +120,8 @@ def encode_tsv(pairs: Pairs) -> tuple[bytes, bytes]:
     """
     body = b"".join([b"%s\t%s\n" % kv for kv in pairs])
     n = len(pairs)
-    if (
-        body.count(b"\t") == n
-        and body.count(b"\n") == n
-        and len(body.translate(None, _CTRL_BUT_TAB_LF)) == len(body)
-    ):
+    # the format adds one tab and one newline a record: any other control byte is in a field
+    if len(body.translate(None, _NOT_RAW)) == len(body) - 2 * n:
         return body, _CONTENT_TYPES[None]
     body, colenc = tsv.encode_records(pairs, tsv.choose_colenc(pairs))
     return body, _CONTENT_TYPES[colenc]
