@@ -18,6 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from server_fixtures import ScriptedPeer
+
 from kyototycoon._codec.binary import REQUESTS_DECODERS
 from kyototycoon.errors import ProtocolError
 from kyototycoon.protocol import http, tsv
@@ -59,11 +61,8 @@ class ReplayServer:
         self.answered = 0
         self.mismatches: list[tuple] = []
         self._lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._peer = ScriptedPeer(self._serve)
+        self.port = self._peer.port
 
     @staticmethod
     def _parsable(send: bytes) -> bool:
@@ -74,34 +73,10 @@ class ReplayServer:
         return True
 
     def __enter__(self) -> ReplayServer:
-        self._acceptor.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass  # not supported for listening sockets everywhere: close() below still stops it
-        self.listener.close()
-        for conn in self._conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the client closed it first
-        self._acceptor.join(5)
-        for t in self._threads:
-            t.join(5)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+        self._peer.close()
 
     def _answer(self, request: tuple) -> bytes | None:
         """The recorded answer of the next step asking the same; None for a mismatch."""

@@ -7,6 +7,7 @@ test instead of hanging it.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -124,3 +125,51 @@ def _raw_of(response: Response, method: str) -> bytes:
     head = [b"HTTP/%s %d %s\r\n" % (response.version[5:].encode(), response.status, response.reason.encode())]
     head += [b"%s: %s\r\n" % (k, v) for k, v in response.raw_headers]
     return b"".join(head) + b"\r\n" + (b"" if method == "HEAD" else response.body)
+
+
+class ScriptedPeer:
+    """A loopback server whose every connection is handled by ``handler(sock)``; stops what it starts."""
+
+    def __init__(self, handler: Callable[[socket.socket], None]):
+        self.handler = handler
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._conns.append(sock)
+            t = threading.Thread(target=self._run, args=(sock,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _run(self, sock: socket.socket) -> None:
+        with sock:
+            try:
+                self.handler(sock)
+            except OSError:
+                pass  # the client went away: that is what these tests provoke
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass  # not supported for listening sockets everywhere: close() below still stops it
+        self.listener.close()
+        for sock in self._conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+        self._acceptor.join(5)
+        for t in self._threads:
+            t.join(5)
