@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from .__about__ import __version__
-from .client import KyotoTycoon
 from .errors import KyotoTycoonException
 from .packers import KT_PACKER_BYTES, KT_PACKER_CUSTOM, KT_PACKER_JSON, KT_PACKER_PICKLE, KT_PACKER_STRING
 
@@ -30,6 +29,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # The client needs the generated codecs, so it is loaded on first use too: then
+    # `python -m kyototycoon.codegen` works when they are missing or stale.
+    if name == "KyotoTycoon":
+        from .client import KyotoTycoon
+
+        globals()["KyotoTycoon"] = KyotoTycoon
+        return KyotoTycoon
     if name in _LAZY:
         from . import replication
 

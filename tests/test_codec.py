@@ -317,3 +317,69 @@ def test_frame_reader_decodes_a_trickled_big_frame_in_linear_work():
     assert frame == binary.SetBulkRequest(0, records)
     # every attempt after the first starts from where the previous one stopped
     assert None not in calls and calls == sorted(calls) and calls[-1] > 1900
+
+
+# ------------------------------------------------------------------ fused one-record codecs
+
+EXACT = [(m, n) for (m, n) in IRS if hasattr(CODECS[m], f"decode_{n}_exact")]
+ONE = [(m, n) for (m, n) in IRS if hasattr(CODECS[m], f"encode_{n}_one")]
+
+
+def test_fused_codecs_exist_for_the_hot_frames():
+    # the client's single get/set/remove and its answers take these paths
+    assert {"get_bulk_request", "set_bulk_request", "remove_bulk_request"} <= {n for _, n in ONE}
+    assert {"get_bulk_response", "set_bulk_response", "remove_bulk_response"} <= {n for _, n in EXACT}
+
+
+@pytest.mark.parametrize(("module", "name"), EXACT, ids=[f"{m}.{n}" for m, n in EXACT])
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_exact_decoder_agrees_with_the_general_one(module, name, data):
+    """On any bytes, the exact decoder gives the general decoder's fields or None, never else."""
+    ir = IRS[(module, name)]
+    encode, decode, _ = codec_pair(module, name)
+    exact = getattr(CODECS[module], f"decode_{name}_exact")
+    wire = encode(*data.draw(values(ir, max_records=2, max_bytes=8)))
+    variant = data.draw(st.sampled_from(["whole", "cut", "extra", "flip"]))
+    if variant == "cut" and wire:
+        wire = wire[: data.draw(st.integers(0, len(wire) - 1))]
+    elif variant == "extra":
+        wire += data.draw(st.binary(min_size=1, max_size=4))
+    elif variant == "flip" and wire:
+        at = data.draw(st.integers(0, len(wire) - 1))
+        wire = wire[:at] + bytes([wire[at] ^ (1 << data.draw(st.integers(0, 7)))]) + wire[at + 1:]
+    got = exact(wire)
+    if got is None:
+        return
+    assert type(got) is tuple
+    frame, end = decode(wire)
+    assert frame is not None and end == len(wire)
+    assert got == tuple(frame)
+    records = [v for v in got if isinstance(v, list)]
+    assert all(len(r) <= 1 for r in records), "exact decoders take at most one record"
+
+
+@pytest.mark.parametrize(("module", "name"), ONE, ids=[f"{m}.{n}" for m, n in ONE])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_one_record_encoder_equals_the_general_encoder(module, name, data):
+    ir = IRS[(module, name)]
+    encode, _, _ = codec_pair(module, name)
+    one = getattr(CODECS[module], f"encode_{name}_one")
+    fields = list(data.draw(values(ir, max_records=1, max_bytes=8)))
+    records = fields[-1]
+    if len(records) != 1:
+        records = [data.draw(values(ir.fields[-1].item))] if hasattr(ir.fields[-1], "item") else records
+        fields[-1] = records
+    assert one(*fields[:-1], *records[0]) == encode(*fields)
+
+
+def test_exact_decoder_reads_the_transcripts_single_get():
+    from kyototycoon._codec import binary
+
+    wire = binary.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k", b"v")])
+    assert binary.decode_get_bulk_response_exact(wire) == ([(0, 0xFFFFFFFFFF, b"k", b"v")],)
+    assert binary.decode_get_bulk_response_exact(binary.encode_get_bulk_response([])) == ([],)
+    assert binary.decode_get_bulk_response_exact(wire + b"x") is None
+    assert binary.decode_set_bulk_response_exact(b"\xb8\x00\x00\x00\x01") == (1,)
+    assert binary.decode_set_bulk_response_exact(b"\xb9\x00\x00\x00\x01") is None

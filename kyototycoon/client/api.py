@@ -18,6 +18,7 @@ from kyototycoon._codec import binary as codec
 from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError, server_error
 from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
 from kyototycoon.protocol.http import Response
+from kyototycoon.spec.binary import XT_NONE as _XT_NONE
 from kyototycoon.spec.binary import Flag, Magic
 
 from .cursor import Cursor
@@ -46,6 +47,7 @@ from .wire import (
 )
 
 _GET, _DELETE, _POST = b"GET", b"DELETE", b"POST"
+_ErrorResponse = codec.ErrorResponse
 _INT64 = struct.Struct(">q")
 _NO_REPLY = int(Flag.NO_REPLY)
 _SET_BULK, _GET_BULK, _REMOVE_BULK, _PLAY_SCRIPT = (
@@ -583,7 +585,11 @@ class BinaryKyotoTycoon(KyotoTycoon):
 
     def _binary(self, request: bytes, magic: int, idempotent: bool) -> Any:
         pool = self._pool or self._get_pool()
-        conn = pool.acquire()
+        idle = pool.idle
+        try:  # Pool.acquire and Pool.release, inlined: this is every binary call's path
+            conn = idle.pop()
+        except IndexError:
+            conn = pool.acquire()
         try:
             try:
                 frame = conn.binary(request, magic)
@@ -595,8 +601,11 @@ class BinaryKyotoTycoon(KyotoTycoon):
         except BaseException:
             conn.close()
             raise
-        pool.release(conn)
-        if type(frame) is codec.ErrorResponse:
+        if len(idle) < pool.max_idle and not pool.closed:
+            idle.append(conn)
+        else:
+            pool.release(conn)
+        if type(frame) is _ErrorResponse:
             raise server_error(None, "the server reported an error", _BINARY_NAMES[magic])
         return frame
 
@@ -618,8 +627,10 @@ class BinaryKyotoTycoon(KyotoTycoon):
 
     def get(self, key: str | bytes, db: object = 0) -> Any:
         """The unpacked value of ``key``, or None when there is no such record."""
-        request = codec.encode_get_bulk_request(0, [(db_index(db), key_bytes(key))])
-        records = self._binary(request, _GET_BULK, True).records
+        k = key.encode() if type(key) is str else key_bytes(key)
+        if type(db) is not int or db & ~0xFFFF:
+            db = db_index(db)
+        records = self._binary(codec.encode_get_bulk_request_one(0, db, k), _GET_BULK, True)[0]
         return self._unpack(records[0][3]) if records else None
 
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
@@ -632,7 +643,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
         request = codec.encode_get_bulk_request(0, [(d, k) for k in wanted])
         unpack = self._unpack
         out = {}
-        for _, _, k, v in self._binary(request, _GET_BULK, True).records:
+        for _, _, k, v in self._binary(request, _GET_BULK, True)[0]:
             try:
                 out[wanted[k]] = unpack(v)
             except KeyError:
@@ -642,12 +653,15 @@ class BinaryKyotoTycoon(KyotoTycoon):
     def set(self, key: str | bytes, value: Any, expire: Any = None, db: object = 0,
             no_reply: bool = False) -> bool:
         """Store ``value`` under ``key``; True (False if the database index does not exist)."""
-        request = codec.encode_set_bulk_request(
-            _NO_REPLY if no_reply else 0,
-            [(db_index(db), binary_xt(expire), key_bytes(key), self._pack(value))])
+        k = key.encode() if type(key) is str else key_bytes(key)
+        if type(db) is not int or db & ~0xFFFF:
+            db = db_index(db)
+        request = codec.encode_set_bulk_request_one(
+            _NO_REPLY if no_reply else 0, db, _XT_NONE if expire is None else binary_xt(expire), k,
+            self._pack(value))
         if no_reply:
             return self._send(request)
-        return self._binary(request, _SET_BULK, True).hits > 0
+        return self._binary(request, _SET_BULK, True)[0] > 0
 
     def set_bulk(self, kv_dict: Mapping[Any, Any], expire: Any = None, atomic: bool | None = None,
                  db: object = 0, no_reply: bool = False) -> int:
@@ -662,15 +676,15 @@ class BinaryKyotoTycoon(KyotoTycoon):
         if no_reply:
             self._send(request)
             return 0
-        return self._binary(request, _SET_BULK, True).hits
+        return self._binary(request, _SET_BULK, True)[0]
 
     def remove(self, key: str | bytes, db: object = 0, no_reply: bool = False) -> bool:
         """Remove ``key``; True, or False when there was no such record (True when ``no_reply``)."""
-        request = codec.encode_remove_bulk_request(_NO_REPLY if no_reply else 0,
-                                                   [(db_index(db), key_bytes(key))])
+        request = codec.encode_remove_bulk_request_one(_NO_REPLY if no_reply else 0, db_index(db),
+                                                       key_bytes(key))
         if no_reply:
             return self._send(request)
-        return self._binary(request, _REMOVE_BULK, False).hits > 0
+        return self._binary(request, _REMOVE_BULK, False)[0] > 0
 
     def remove_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0,
                     no_reply: bool = False) -> int:
@@ -684,14 +698,14 @@ class BinaryKyotoTycoon(KyotoTycoon):
         if no_reply:
             self._send(request)
             return 0
-        return self._binary(request, _REMOVE_BULK, False).hits
+        return self._binary(request, _REMOVE_BULK, False)[0]
 
     def play_script(self, name: str, kv_dict: Mapping[Any, bytes] | None = None) -> dict[str | bytes, bytes]:
         """Run the server-side script procedure ``name``; its output records (values are bytes)."""
         pairs = [(k[1:], v) for k, v in self._script_input(kv_dict)]
         request = codec.encode_play_script_request(0, key_bytes(name, "name"), pairs)
         frame = self._binary(request, _PLAY_SCRIPT, False)
-        return {key_text(k): v for k, v in frame.records}
+        return {key_text(k): v for k, v in frame[0]}
 
 
 _BINARY_NAMES = {_SET_BULK: "set_bulk", _GET_BULK: "get_bulk", _REMOVE_BULK: "remove_bulk",

@@ -18,7 +18,7 @@ import struct
 import sys
 from typing import Any
 
-from kyototycoon._codec.binary import RESPONSES_DECODERS
+from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
 from kyototycoon.protocol.http import Response, ResponseReader
 from kyototycoon.spec.binary import Magic
@@ -156,7 +156,33 @@ class Connection:
     # ------------------------------------------------------------ binary
 
     def binary(self, request: bytes, magic: int) -> Any:
-        """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF)."""
+        """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF).
+
+        The frame is a named tuple, or a plain tuple of the same fields: read it by index.
+        """
+        try:
+            self.sock.sendall(request)
+            data = self.sock.recv(_RECV_SIZE)
+        except OSError as exc:
+            raise self._lost(exc, False) from None
+        # The common case, an answer whole in one read: an answer of at most one record takes
+        # the fused decoder (a plain tuple), any other decodes once without resume state.
+        if data and data[0] == magic:
+            frame = RESPONSES_EXACT_DECODERS[magic](data)
+            if frame is None:
+                try:
+                    frame, end = RESPONSES_DECODERS[magic](data)
+                except ProtocolError:
+                    self.close()
+                    raise
+                if frame is None or end != len(data):
+                    return self._read_binary(data, magic)
+            self.exchanges += 1
+            return frame
+        return self._read_binary(data, magic)
+
+    def _read_binary(self, data: bytes, magic: int) -> Any:
+        """The rest of a binary answer whose first read (``data``) did not hold it all."""
         sock = self.sock
         buf = b""
         chunks: list[bytes] = []
@@ -165,34 +191,30 @@ class Connection:
         size = _RECV_SIZE
         state: dict = {}  # where the decoder stopped, so more bytes resume rather than restart
         try:
-            sock.sendall(request)
-            while True:
-                data = sock.recv(size)
-                if not data:
-                    break
+            while data:
                 chunks.append(data)
                 have += len(data)
-                if have < need:
-                    continue
-                buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks = [buf]
-                first = buf[0]
-                if first != magic and first != _ERROR_MAGIC:
-                    self.close()
-                    raise ProtocolError(
-                        f"bad frame: expected 0x{magic:02X} or 0xBF, got 0x{first:02X}", 0
-                    )
-                frame, end = RESPONSES_DECODERS[first](buf, 0, None, state)
-                if frame is not None:
-                    if end != len(buf):
+                if have >= need:
+                    buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks = [buf]
+                    first = buf[0]
+                    if first != magic and first != _ERROR_MAGIC:
                         self.close()
-                        raise ProtocolError(f"{len(buf) - end} unexpected bytes after the answer", end)
-                    self.exchanges += 1
-                    return frame
-                # A big answer: read all that has arrived at once, so it is decoded a few
-                # times rather than once per small read (which made large bulk answers quadratic).
-                need = end
-                size = _BIG_RECV_SIZE
+                        raise ProtocolError(
+                            f"bad frame: expected 0x{magic:02X} or 0xBF, got 0x{first:02X}", 0
+                        )
+                    frame, end = RESPONSES_DECODERS[first](buf, 0, None, state)
+                    if frame is not None:
+                        if end != len(buf):
+                            self.close()
+                            raise ProtocolError(f"{len(buf) - end} unexpected bytes after the answer", end)
+                        self.exchanges += 1
+                        return frame
+                    # A big answer: read all that has arrived at once, so it is decoded a few
+                    # times rather than once per small read (which made large bulk answers quadratic).
+                    need = end
+                    size = _BIG_RECV_SIZE
+                data = sock.recv(size)
         except OSError as exc:
             raise self._lost(exc, bool(have)) from None
         except ProtocolError:

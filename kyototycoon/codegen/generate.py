@@ -11,7 +11,7 @@ import jinja2
 
 from ..spec import SPEC_MODULES
 from .ir import StructIR, class_name, walk_module
-from .plan import StructTable, decode_plan, encode_plan, nested_classes, var
+from .plan import StructTable, decode_plan, encode_plan, nested_classes, one_record_plan, var
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PACKAGE_DIR / "_codec"
@@ -41,6 +41,7 @@ def _frame_context(name: str, ir: StructIR, structs: StructTable) -> dict:
         "single_pack": single,
         "decode": decode_plan(ir, 0, structs),
         "result_args": ", ".join(var(0, v) for v in values),
+        "one": one_record_plan(ir, structs),
     }
 
 
@@ -73,6 +74,7 @@ def render_module(spec: ModuleType) -> str:
         item_fields=item_fields,
         frames=frames,
         groups=groups,
+        one_record={f["name"] for f in frames if f["one"]},
     )
     # The spec is the only input: identical spec, identical bytes out.
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
