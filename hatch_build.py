@@ -39,5 +39,17 @@ class CodegenHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
         root = Path(self.root)
         generate = _load_codegen(root)
-        for path in generate.write(root / "kyototycoon" / "_codec"):
+        out = root / "kyototycoon" / "_codec"
+        for path in generate.write(out):
             self.app.display_info(f"kyototycoon codegen: wrote {path.relative_to(root)}")
+        if self.target_name == "sdist":
+            return  # an sdist ships the C source; the wheel built from it compiles it
+        built, problems = generate.compile_kernels(out)
+        for path in built:
+            self.app.display_info(f"kyototycoon codegen: built {path.relative_to(root)}")
+        for problem in problems:
+            self.app.display_warning(f"kyototycoon codegen: C loops not built, Python ones used: {problem}")
+        if built:
+            # the wheel now holds an extension for this interpreter and platform
+            build_data["pure_python"] = False
+            build_data["infer_tag"] = True

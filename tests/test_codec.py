@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 
 import pytest
@@ -383,3 +384,101 @@ def test_exact_decoder_reads_the_transcripts_single_get():
     assert binary.decode_get_bulk_response_exact(wire + b"x") is None
     assert binary.decode_set_bulk_response_exact(b"\xb8\x00\x00\x00\x01") == (1,)
     assert binary.decode_set_bulk_response_exact(b"\xb9\x00\x00\x00\x01") is None
+
+
+# ------------------------------------------------------------------ C loops against the Python ones
+
+PURE = bool(os.environ.get("KYOTOTYCOON_NO_C") or os.environ.get("KYOTOTYCOON_PURE_PYTHON"))
+
+
+def _kernels(module: str):
+    try:
+        return importlib.import_module(f"kyototycoon._codec._k_{module}")
+    except ImportError:
+        return None
+
+
+KERNEL_FRAMES = [(m, n) for (m, n) in IRS if hasattr(_kernels(m), f"decode_{n}_records")]
+
+
+@pytest.mark.skipif(PURE, reason="the C loops are switched off")
+def test_c_loops_are_built_and_used():
+    from kyototycoon._codec import binary
+
+    assert binary._K is not None, "the C loops were not built or are stale: run python -m kyototycoon.codegen"
+    assert {n for m, n in KERNEL_FRAMES if m == "binary"} >= {
+        "get_bulk_request", "get_bulk_response", "set_bulk_request", "remove_bulk_request"}
+
+
+def _both(module: str, kernels, fn):
+    """``fn()`` with the codec module's C loops, then with its Python loops: each result or error."""
+    codec = CODECS[module]
+    saved = codec._K
+    out = []
+    try:
+        for k in (kernels, None):
+            codec._K = k
+            try:
+                out.append(("ok", fn()))
+            except (ProtocolError, ValueError, TypeError) as exc:
+                out.append((type(exc).__name__, str(exc)))
+    finally:
+        codec._K = saved
+    return out
+
+
+@pytest.mark.skipif(not KERNEL_FRAMES, reason="the C loops are not built")
+@pytest.mark.parametrize(("module", "name"), KERNEL_FRAMES, ids=[f"{m}.{n}" for m, n in KERNEL_FRAMES])
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_c_decoder_loop_equals_the_python_one(module, name, data):
+    ir = IRS[(module, name)]
+    encode, decode, _ = codec_pair(module, name)
+    wire = encode(*data.draw(values(ir, max_records=4, max_bytes=12)))
+    variant = data.draw(st.sampled_from(["whole", "cut", "extra", "flip", "resume"]))
+    if variant == "cut" and wire:
+        wire = wire[: data.draw(st.integers(0, len(wire) - 1))]
+    elif variant == "extra":
+        wire += data.draw(st.binary(min_size=1, max_size=4))
+    elif variant == "flip" and wire:
+        at = data.draw(st.integers(0, len(wire) - 1))
+        wire = wire[:at] + bytes([wire[at] ^ (1 << data.draw(st.integers(0, 7)))]) + wire[at + 1:]
+    split = data.draw(st.integers(0, len(wire)))
+    max_count = data.draw(st.sampled_from([None, 2]))
+
+    def run():
+        if variant != "resume":
+            return decode(wire, 0, max_count)
+        state: dict = {}
+        first = decode(wire[:split], 0, max_count, state)
+        return first, decode(wire, 0, max_count, state)
+
+    with_c, with_python = _both(module, _kernels(module), run)
+    assert with_c == with_python
+
+
+def _bad_records(draw, ir, name):
+    """Records for an encoder, sometimes with a wrong type or an out-of-range number."""
+    fields = list(draw(values(ir, max_records=3, max_bytes=8)))
+    records = [list(r) for r in fields[-1]]
+    if records and draw(st.booleans()):
+        r = draw(st.integers(0, len(records) - 1))
+        c = draw(st.integers(0, len(records[r]) - 1))
+        records[r][c] = draw(st.sampled_from(["text", -1, 1 << 64, True, bytearray(b"x"), None, 2**16]))
+    shape = draw(st.sampled_from([tuple, list]))
+    fields[-1] = [shape(r) for r in records]
+    if draw(st.booleans()):
+        fields[-1] = tuple(fields[-1])
+    return fields
+
+
+@pytest.mark.skipif(not KERNEL_FRAMES, reason="the C loops are not built")
+@pytest.mark.parametrize(("module", "name"), KERNEL_FRAMES, ids=[f"{m}.{n}" for m, n in KERNEL_FRAMES])
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_c_encoder_loop_equals_the_python_one(module, name, data):
+    ir = IRS[(module, name)]
+    encode, _, _ = codec_pair(module, name)
+    fields = _bad_records(data.draw, ir, name)
+    with_c, with_python = _both(module, _kernels(module), lambda: encode(*fields))
+    assert with_c == with_python

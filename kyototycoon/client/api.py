@@ -636,19 +636,21 @@ class BinaryKyotoTycoon(KyotoTycoon):
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
         """The unpacked values of the ``keys`` that exist, keyed as given."""
         self._check_atomic(atomic)
-        wanted = {key_bytes(k): k for k in keys}
+        wanted = {(k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
         if not wanted:
             return {}
-        d = db_index(db)
-        request = codec.encode_get_bulk_request(0, [(d, k) for k in wanted])
+        if type(db) is not int or db & ~0xFFFF:
+            db = db_index(db)
+        request = codec.encode_get_bulk_request(0, [(db, k) for k in wanted])
+        records = self._binary(request, _GET_BULK, True)[0]
         unpack = self._unpack
-        out = {}
-        for _, _, k, v in self._binary(request, _GET_BULK, True)[0]:
-            try:
-                out[wanted[k]] = unpack(v)
-            except KeyError:
-                raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
-        return out
+        try:
+            found = {wanted[k]: v for _, _, k, v in records}
+        except KeyError as exc:
+            raise ProtocolError(f"get_bulk: the server answered a key not asked for: {exc.args[0]!r}"
+                                ) from None
+        # a second pass only for packers that transform (a KeyError there is the packer's own)
+        return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
     def set(self, key: str | bytes, value: Any, expire: Any = None, db: object = 0,
             no_reply: bool = False) -> bool:
@@ -671,7 +673,12 @@ class BinaryKyotoTycoon(KyotoTycoon):
             return 0
         d = db_index(db)
         xt = binary_xt(expire)
-        records = [(d, xt, k, v) for k, v in _bulk_records(kv_dict, self._pack, b"")]
+        pack = self._pack
+        items = kv_dict.items()
+        if pack is _identity:  # the common case skips a call a record
+            records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), v) for k, v in items]
+        else:
+            records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), pack(v)) for k, v in items]
         request = codec.encode_set_bulk_request(_NO_REPLY if no_reply else 0, records)
         if no_reply:
             self._send(request)

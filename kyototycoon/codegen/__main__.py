@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .generate import OUTPUT_DIR, check, write
+from .generate import OUTPUT_DIR, check, compile_kernels, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the generated files differ from the spec"
     )
+    parser.add_argument("--no-c", action="store_true", help="do not build the C loops (Python ones are used)")
     args = parser.parse_args(argv)
     if args.check:
         stale = check(args.out)
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     for path in write(args.out):
         print(f"wrote {path}")
+    if not args.no_c:
+        built, problems = compile_kernels(args.out)
+        for path in built:
+            print(f"built {path}")
+        for problem in problems:
+            print(f"C loops not built, the Python ones will be used: {problem}", file=sys.stderr)
     return 0
 
 

@@ -361,3 +361,59 @@ def _fixed_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None:
         "consts": [{"var": f"_c_{f.name}", "value": f.const} for f in fields if f.const is not None],
         "result": _tuple(values) if values else "()",
     }
+
+
+# ---------------------------------------------------------------- C kernels
+
+# struct letter -> (C type it is read into, signed, bytes)
+_C_INTS = {
+    "B": ("unsigned long long", False, 1), "b": ("long long", True, 1),
+    "H": ("unsigned long long", False, 2), "h": ("long long", True, 2),
+    "I": ("unsigned long long", False, 4), "i": ("long long", True, 4),
+    "L": ("unsigned long long", False, 4), "l": ("long long", True, 4),
+    "Q": ("unsigned long long", False, 8), "q": ("long long", True, 8),
+}
+
+
+def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
+    """The C loop over a frame's top-level array of records, or None when it has no simple one.
+
+    Records of fixed integers then byte strings whose lengths are those
+    integers (every bulk frame of the binary protocol) are decoded and encoded
+    in C: the per-record Python loop is what bulk calls spend most of their
+    CPU on. The Python loop stays as the reference and the fallback.
+    """
+    arrays = [f for f in ir.fields if isinstance(f, ArrayField)]
+    if len(arrays) != 1:
+        return None
+    item = arrays[0].item
+    ints = [f for f in item.fields if isinstance(f, IntField)]
+    blobs = item.fields[len(ints):]
+    if not blobs or not all(isinstance(f, BytesField) and f.simple for f in blobs):
+        return None
+    if any(f.const is not None or f.enum or f.flags or f.fmt not in _C_INTS for f in ints):
+        return None
+    blob_of = {}  # length field -> blob it measures
+    for f in blobs:
+        if f.length_fields != (f.length,):
+            return None
+        blob_of[f.length] = f.name
+    out_ints = []
+    for f in ints:
+        ctype, signed, size = _C_INTS[f.fmt]
+        measures = blob_of.get(f.name)
+        if f.rebuild is not None and f.rebuild != f"len({measures})":
+            return None
+        out_ints.append({"name": f.name, "ctype": ctype, "signed": signed, "size": size,
+                         "blob": measures, "value": f.rebuild is None})
+    names = item.value_fields
+    return {
+        "frame": frame,
+        "decode": f"decode_{frame}_records",
+        "encode": f"encode_{frame}_records",
+        "ints": out_ints,
+        "blobs": [{"name": f.name, "length": f.length} for f in blobs],
+        "fixed": struct_size(ints),
+        "fields": [{"name": n, "blob": any(b.name == n for b in blobs)} for n in names],
+        "arity": len(names),
+    }
