@@ -332,14 +332,23 @@ def test_fused_codecs_exist_for_the_hot_frames():
     assert {"get_bulk_response", "set_bulk_response", "remove_bulk_response"} <= {n for _, n in EXACT}
 
 
+def _one_record_codec(module: str, fn_name: str, implementation: str):
+    """The module's one-record codec (C when built), or its Python version."""
+    codec = CODECS[module]
+    if implementation == "python":
+        return getattr(codec, "PYTHON_ONE_RECORD", {}).get(fn_name) or getattr(codec, fn_name)
+    return getattr(codec, fn_name)
+
+
+@pytest.mark.parametrize("implementation", ["module", "python"])
 @pytest.mark.parametrize(("module", "name"), EXACT, ids=[f"{m}.{n}" for m, n in EXACT])
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
-def test_exact_decoder_agrees_with_the_general_one(module, name, data):
+def test_exact_decoder_agrees_with_the_general_one(module, name, implementation, data):
     """On any bytes, the exact decoder gives the general decoder's fields or None, never else."""
     ir = IRS[(module, name)]
     encode, decode, _ = codec_pair(module, name)
-    exact = getattr(CODECS[module], f"decode_{name}_exact")
+    exact = _one_record_codec(module, f"decode_{name}_exact", implementation)
     wire = encode(*data.draw(values(ir, max_records=2, max_bytes=8)))
     variant = data.draw(st.sampled_from(["whole", "cut", "extra", "flip"]))
     if variant == "cut" and wire:
@@ -360,13 +369,14 @@ def test_exact_decoder_agrees_with_the_general_one(module, name, data):
     assert all(len(r) <= 1 for r in records), "exact decoders take at most one record"
 
 
+@pytest.mark.parametrize("implementation", ["module", "python"])
 @pytest.mark.parametrize(("module", "name"), ONE, ids=[f"{m}.{n}" for m, n in ONE])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-def test_one_record_encoder_equals_the_general_encoder(module, name, data):
+def test_one_record_encoder_equals_the_general_encoder(module, name, implementation, data):
     ir = IRS[(module, name)]
     encode, _, _ = codec_pair(module, name)
-    one = getattr(CODECS[module], f"encode_{name}_one")
+    one = _one_record_codec(module, f"encode_{name}_one", implementation)
     fields = list(data.draw(values(ir, max_records=1, max_bytes=8)))
     records = fields[-1]
     if len(records) != 1:
@@ -482,3 +492,27 @@ def test_c_encoder_loop_equals_the_python_one(module, name, data):
     fields = _bad_records(data.draw, ir, name)
     with_c, with_python = _both(module, _kernels(module), lambda: encode(*fields))
     assert with_c == with_python
+
+
+@pytest.mark.skipif(not KERNEL_FRAMES, reason="the C loops are not built")
+@pytest.mark.parametrize(("module", "name"), ONE, ids=[f"{m}.{n}" for m, n in ONE])
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_c_one_record_encoder_fails_like_the_python_one(module, name, data):
+    """Wrong types and out-of-range numbers: the same exception class from both, and no bytes."""
+    ir = IRS[(module, name)]
+    fields = list(data.draw(values(ir, max_records=1, max_bytes=8)))
+    record = list(fields[-1][0]) if fields[-1] else list(data.draw(values(ir.fields[-1].item)))
+    args = fields[:-1] + record
+    if data.draw(st.booleans()):
+        at = data.draw(st.integers(0, len(args) - 1))
+        args[at] = data.draw(st.sampled_from(
+            ["text", -1, 1 << 64, True, bytearray(b"x"), memoryview(b"yz"), None, 2**16, 2**32, 1.5]))
+    outcomes = []
+    for implementation in ("module", "python"):
+        one = _one_record_codec(module, f"encode_{name}_one", implementation)
+        try:
+            outcomes.append(("ok", one(*args)))
+        except (ValueError, TypeError) as exc:
+            outcomes.append((type(exc).__name__, None))
+    assert outcomes[0] == outcomes[1]

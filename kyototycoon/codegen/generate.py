@@ -42,9 +42,16 @@ def _kernels(spec: ModuleType) -> list[dict]:
     return [k for name, ir in walk_module(spec.SCHEMAS).items() if (k := kernel_plan(name, ir))]
 
 
+def _ones(spec: ModuleType) -> list[dict]:
+    """The one-record codec plans of a module's frames, named."""
+    irs = walk_module(spec.SCHEMAS)
+    plans = {name: one_record_plan(ir, StructTable()) for name, ir in irs.items()}
+    return [{**plan, "frame": name} for name, plan in plans.items() if plan]
+
+
 def _kernel_body(spec: ModuleType) -> str | None:
     kernels = _kernels(spec)
-    if not kernels:
+    if not kernels:  # only the bulk frames are worth an extension; their one-record codecs come along
         return None
     source = Path(inspect.getsourcefile(spec))
     text = _env.get_template("kernels.c.j2").render(
@@ -53,6 +60,7 @@ def _kernel_body(spec: ModuleType) -> str | None:
         spec_digest=hashlib.sha256(source.read_bytes()).hexdigest(),
         module_name=kernel_module_name(spec.__name__.rsplit(".", 1)[-1]),
         kernels=kernels,
+        ones=_ones(spec),
     )
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 

@@ -299,6 +299,7 @@ def one_record_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None
     ):
         return None
     names = [f.name for f in item.fields]
+    blob_of = {f.length: f.name for f in blobs}
 
     def target(f: IntField, depth: int) -> str:
         return f"_c_{f.name}" if f.const is not None else var(depth, f.name)
@@ -321,8 +322,18 @@ def one_record_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None
         slices.append({"var": var(1, f.name), "start": offset, "end": end})
         offset = end or ""
     top_values = [var(0, n) for n in ir.value_fields if n != last.name]
+    if any(f.fmt not in _C_INTS for f in head + ints):
+        return None
     return {
         "kind": "array",
+        "c": {
+            "head": [_c_int(f, count=f.name == count) for f in head],
+            "ints": [_c_int(f, blob=blob_of.get(f.name)) for f in ints],
+            "blobs": [{"name": f.name, "length": f.length} for f in blobs],
+            "blob_length": {f.name: f.length for f in blobs},
+            "top": [n for n in ir.value_fields if n != last.name],
+            "item": item.value_fields,
+        },
         "head_struct": structs.name_for(">" + "".join(f.fmt for f in head)),
         "head_targets": ", ".join(target(f, 0) for f in head) + ("," if len(head) == 1 else ""),
         "head_size": head_size,
@@ -352,8 +363,11 @@ def _fixed_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None:
     if any(f.rebuild is not None for f in fields):
         return None
     values = [var(0, n) for n in ir.value_fields]
+    if any(f.fmt not in _C_INTS for f in fields):
+        return None
     return {
         "kind": "fixed",
+        "c": {"head": [_c_int(f) for f in fields], "top": ir.value_fields},
         "struct": structs.name_for(">" + "".join(f.fmt for f in fields)),
         "targets": ", ".join(f"_c_{f.name}" if f.const is not None else var(0, f.name) for f in fields)
         + ("," if len(fields) == 1 else ""),
@@ -417,3 +431,10 @@ def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
         "fields": [{"name": n, "blob": any(b.name == n for b in blobs)} for n in names],
         "arity": len(names),
     }
+
+
+def _c_int(f: IntField, count: bool = False, blob: str | None = None) -> dict[str, Any]:
+    """What the C one-record codecs need to know of an integer field."""
+    _, signed, size = _C_INTS[f.fmt]
+    return {"name": f.name, "size": size, "signed": signed, "const": f.const, "count": count,
+            "blob": blob, "value": f.const is None and f.rebuild is None}
