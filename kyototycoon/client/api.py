@@ -29,6 +29,7 @@ from .wire import (
     Pairs,
     answer_error,
     binary_xt,
+    bulk_answer,
     column,
     db_index,
     db_query,
@@ -37,16 +38,18 @@ from .wire import (
     key_text,
     prefixed,
     ranked_keys,
-    rest_request,
-    rest_target,
+    rest_key_request,
+    rpc_body_request,
     rpc_dict,
     rpc_records,
     rpc_request,
+    str_keys_body,
     underscore_records,
     xt_from_answer,
 )
 
 _GET, _DELETE, _POST = b"GET", b"DELETE", b"POST"
+_RAW_TSV = b"text/tab-separated-values"
 _ErrorResponse = codec.ErrorResponse
 _INT64 = struct.Struct(">q")
 _NO_REPLY = int(Flag.NO_REPLY)
@@ -179,9 +182,17 @@ class KyotoTycoon:
     def _rpc(self, name: str, pairs: Pairs, db: object = None, conn: Connection | None = None,
              timeout: float | None = None) -> Response:
         proc = PROCEDURES[name]
-        dbq = _db_or_none(db) if (proc.uses_db and db is not None) else None
+        # _db_or_none inlined: every RPC call passes here
+        dbq = None if db is None or not proc.uses_db or (db == 0 and type(db) is int) else db_query(db)
         request = rpc_request(proc.path, pairs, dbq, self._host)
         return self._http(request, _POST, proc.idempotent, conn, timeout)
+
+    def _rpc_body(self, name: str, body: bytes, ctype: bytes, db: object = None) -> Response:
+        """Like :meth:`_rpc`, for a TSV ``body`` already encoded as ``ctype`` says."""
+        proc = PROCEDURES[name]
+        dbq = _db_or_none(db) if (proc.uses_db and db is not None) else None
+        request = rpc_body_request(proc.path, body, ctype, dbq, self._host)
+        return self._http(request, _POST, proc.idempotent)
 
     def _call(self, name: str, pairs: Pairs, db: object = None, missing: Any = RAISE,
               conn: Connection | None = None) -> Any:
@@ -305,11 +316,12 @@ class KyotoTycoon:
 
     def get(self, key: str | bytes, db: object = 0) -> Any:
         """The unpacked value of ``key``, or None when there is no such record."""
-        k = key_bytes(key)
+        k = key.encode() if type(key) is str else key_bytes(key)
         if not k:  # an empty key has no RESTful path
             value, _ = self.get_with_expire(key, db)
             return value
-        resp = self._http(rest_request(_GET, rest_target(k, _db_or_none(db)), self._host), _GET, True)
+        dbq = None if db == 0 and type(db) is int else db_query(db)
+        resp = self._http(rest_key_request(_GET, k, dbq, self._host), _GET, True)
         status = resp.status
         if status == 200:
             return self._unpack(resp.body)
@@ -346,7 +358,7 @@ class KyotoTycoon:
     def get_int(self, key: str | bytes, db: object = 0) -> int:
         """The integer written by :meth:`increment` (8 bytes, big-endian); raises when missing."""
         k = key_bytes(key)
-        resp = self._http(rest_request(_GET, rest_target(k, _db_or_none(db)), self._host), _GET, True)
+        resp = self._http(rest_key_request(_GET, k, _db_or_none(db), self._host), _GET, True)
         if resp.status != 200:
             raise answer_error(resp, "get_int")
         if len(resp.body) != 8:
@@ -355,8 +367,9 @@ class KyotoTycoon:
 
     def _store(self, mode: str, key: Any, value: Any, expire: Any, db: object) -> bool:
         """set/add/replace through the RPC procedure (it takes a relative ``xt``, unlike REST PUT)."""
-        pairs = [(b"key", key_bytes(key)), (b"value", self._pack(value))]
-        xt = expire_xt(expire)
+        k = key.encode() if type(key) is str else key_bytes(key)
+        pairs = [(b"key", k), (b"value", self._pack(value))]
+        xt = None if expire is None else expire_xt(expire)
         if xt is not None:
             pairs.append((b"xt", b"%d" % xt))
         resp = self._rpc(mode, pairs, db)
@@ -448,7 +461,7 @@ class KyotoTycoon:
         k = key_bytes(key)
         if not k:
             return self._call("remove", [(b"key", k)], db, False) is not False
-        resp = self._http(rest_request(_DELETE, rest_target(k, _db_or_none(db)), self._host), _DELETE,
+        resp = self._http(rest_key_request(_DELETE, k, _db_or_none(db), self._host), _DELETE,
                           REST_IDEMPOTENT[_DELETE])
         if resp.status == 204:
             return True
@@ -475,16 +488,35 @@ class KyotoTycoon:
 
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
         """The unpacked values of the ``keys`` that exist, keyed as given."""
+        if type(keys) is not list and type(keys) is not tuple:
+            keys = list(keys)
+        if not keys:
+            return {}
+        is_atomic = self.atomic if atomic is None else atomic
+        # str keys: request and answer in a few whole-body steps, not a step a record
+        fast = str_keys_body(keys, is_atomic)
+        if fast is not None:
+            body, wanted = fast
+            resp = self._rpc_body("get_bulk", body, _RAW_TSV, db)
+            if resp.status != 200:
+                raise answer_error(resp, "get_bulk")
+            out = bulk_answer(resp, wanted)
+            if out is None:
+                return self._bulk_values(resp, wanted)
+            unpack = self._unpack
+            return out if unpack is _identity else {k: unpack(v) for k, v in out.items()}
         # keyed by the request's "_key" column, which is also how the answer names them
         wanted = {b"_" + (k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
-        if not wanted:
-            return {}
         pairs = [(k, b"") for k in wanted]
-        if self.atomic if atomic is None else atomic:
+        if is_atomic:
             pairs.insert(0, (b"atomic", b""))
         resp = self._rpc("get_bulk", pairs, db)
         if resp.status != 200:
             raise answer_error(resp, "get_bulk")
+        return self._bulk_values(resp, wanted)
+
+    def _bulk_values(self, resp: Response, wanted: dict[bytes, Any]) -> dict[Any, Any]:
+        """A get_bulk answer's values by the keys asked for, whatever the answer's encoding."""
         unpack = self._unpack
         out = {}
         for k, v in rpc_records(resp):

@@ -20,7 +20,7 @@ from typing import Any
 
 from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
-from kyototycoon.protocol.http import Response, ResponseReader
+from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_response, simple_response_size
 from kyototycoon.spec.binary import Magic
 
 _RECV_SIZE = 16 * 1024  # measured: smaller buffers cost less per small answer; big ones take a few recvs
@@ -113,6 +113,70 @@ class Connection:
         ``timeout`` overrides the connection's read timeout for this answer
         (a ``WAIT`` may take longer than the usual answer).
         """
+        reader = self._reader
+        if reader is not None and reader.buffered:
+            # bytes left over from an earlier answer come first: only the reader frames them
+            return self._http_read(method, timeout, request)
+        sock = self.sock
+        try:
+            if timeout is not None:
+                _set_timeout(sock, timeout)
+            sock.sendall(request)
+            data = sock.recv(_RECV_SIZE)
+        except OSError as exc:
+            raise self._lost(exc, False) from None
+        # The common answer, whole in one read, skips the reader (and its buffer copies).
+        resp = parse_simple_response(data, method)
+        if resp is None:
+            return self._http_rest(data, method, timeout)
+        if timeout is not None:
+            self._restore_timeout()
+        self.exchanges += 1
+        return resp
+
+    def _restore_timeout(self) -> None:
+        """Back to the connection's own timeout after a per-call one."""
+        try:
+            _set_timeout(self.sock, self.timeout)
+        except OSError as exc:
+            raise self._lost(exc, True) from None
+
+    def _http_rest(self, data: bytes, method: bytes, timeout: float | None) -> Response:
+        """An answer the first read (``data``) did not hold whole in the common shape."""
+        size = simple_response_size(data, method) if data else None
+        if size is None or size <= len(data):
+            return self._http_read(method, timeout, None, data)
+        # A common head with a longer body: read the rest, then parse it whole. Reads are as
+        # large as the reader path's, larger only when they cannot go past the answer.
+        sock = self.sock
+        chunks = [data]
+        have = len(data)
+        try:
+            while have < size:
+                more = sock.recv(max(_RECV_SIZE, min(size - have, _BIG_RECV_SIZE)))
+                if not more:
+                    # closed mid-body: the reader words the error
+                    return self._http_read(method, timeout, None, b"".join(chunks), eof=True)
+                chunks.append(more)
+                have += len(more)
+        except OSError as exc:
+            raise self._lost(exc, True) from None
+        data = b"".join(chunks)
+        resp = parse_simple_response(data, method) if have == size else None
+        if resp is None:  # bytes past the answer: the reader keeps them for the next one
+            return self._http_read(method, timeout, None, data)
+        if timeout is not None:
+            self._restore_timeout()
+        self.exchanges += 1
+        return resp
+
+    def _http_read(self, method: bytes, timeout: float | None, request: bytes | None = None,
+                   data: bytes | None = None, eof: bool = False) -> Response:
+        """The general exchange through :class:`ResponseReader` (any framing, leftovers, errors).
+
+        Sends ``request`` when given (else it was sent); ``data`` is what was read
+        already (``b""``: the peer closed), ``eof`` that the peer closed after it.
+        """
         sock = self.sock
         reader = self._reader
         if reader is None:
@@ -120,11 +184,13 @@ class Connection:
         reader.expect(method)
         got = False
         try:
-            if timeout is not None:
-                _set_timeout(sock, timeout)
-            sock.sendall(request)
-            while True:
+            if request is not None:
+                if timeout is not None:
+                    _set_timeout(sock, timeout)
+                sock.sendall(request)
+            if data is None:
                 data = sock.recv(_RECV_SIZE)
+            while True:
                 reader.feed(data)
                 if not data:
                     break
@@ -135,6 +201,7 @@ class Connection:
                         _set_timeout(sock, self.timeout)
                     self.exchanges += 1
                     return resp
+                data = b"" if eof else sock.recv(_RECV_SIZE)
         except OSError as exc:
             raise self._lost(exc, got) from None
         except ProtocolError:

@@ -9,10 +9,13 @@ decoded binary frames and go out as Python values or raised
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from typing import Any
 
 from kyototycoon.errors import ProtocolError, ServerError, server_error
 from kyototycoon.protocol import http, tsv
+from kyototycoon.protocol.tsv import _url_encode
 from kyototycoon.spec.binary import XT_MAX, XT_NONE
 
 Pairs = list[tuple[bytes, bytes]]
@@ -20,7 +23,6 @@ Pairs = list[tuple[bytes, bytes]]
 #: Pass as ``missing`` to raise :class:`~kyototycoon.errors.NoRecord` instead of returning a value.
 RAISE: object = object()
 
-_POST = b"POST"
 _TSV_HEADER = b"Content-Type"
 # Bytes that a raw TSV field cannot hold; anything else (UTF-8 included) goes as it is.
 # One bytes.translate pass finds them all (a regex search or byte counts cost several times more).
@@ -130,8 +132,27 @@ def encode_tsv(pairs: Pairs) -> tuple[bytes, bytes]:
 def rpc_request(procedure: bytes, pairs: Pairs, db: bytes | None, host: bytes) -> bytes:
     """``POST /rpc/<procedure>[?DB=db]`` with ``pairs`` as its TSV body."""
     body, ctype = encode_tsv(pairs)
-    target = b"/rpc/" + procedure if db is None else b"/rpc/%s?DB=%s" % (procedure, db)
-    return http.build_request(_POST, target, [(_TSV_HEADER, ctype)], body, host=host)
+    return rpc_body_request(procedure, body, ctype, db, host)
+
+
+_RPC_HEADS: dict[tuple[bytes, bytes | None, bytes, bytes], bytes] = {}
+
+
+def rpc_body_request(procedure: bytes, body: bytes, ctype: bytes, db: bytes | None, host: bytes) -> bytes:
+    """``POST /rpc/<procedure>[?DB=db]`` with a TSV ``body`` already encoded as ``ctype`` says.
+
+    The bytes :func:`~kyototycoon.protocol.http.build_request` writes; all but the
+    length and body are cached, as every RPC call writes them.
+    """
+    key = (procedure, db, host, ctype)
+    head = _RPC_HEADS.get(key)
+    if head is None:
+        target = b"/rpc/" + procedure if db is None else b"/rpc/%s?DB=%s" % (procedure, db)
+        head = b"POST %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nContent-Length: " % (
+            target, host, _TSV_HEADER, ctype)
+        if len(_RPC_HEADS) < 256:
+            _RPC_HEADS[key] = head
+    return b"%s%d\r\n\r\n%s" % (head, len(body), body)
 
 
 def rest_target(key: bytes, db: bytes | None) -> bytes:
@@ -145,18 +166,38 @@ def rest_request(method: bytes, target: bytes, host: bytes, headers=None, body: 
     return http.build_request(method, target, headers, body, host=host)
 
 
+_REST_TAILS: dict[bytes, bytes] = {}
+
+
+def rest_key_request(method: bytes, key: bytes, db: bytes | None, host: bytes) -> bytes:
+    """A bodiless GET, HEAD or DELETE of a record: ``rest_request(method, rest_target(key, db), host)``.
+
+    Built in one join, the request line's end and Host cached per host: ``get``
+    builds one a call.
+    """
+    tail = _REST_TAILS.get(host)
+    if tail is None:
+        tail = b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        if len(_REST_TAILS) < 64:
+            _REST_TAILS[host] = tail
+    quoted = _url_encode(key)
+    if db is None:
+        return b"".join((method, b" /", quoted, tail))
+    return b"".join((method, b" /", db, b"/", quoted, tail))
+
+
 # ---------------------------------------------------------------- HTTP answers
 
 
 def error_message(resp: http.Response) -> str:
     """The server's error text: ``X-Kt-Error``, the ``ERROR`` column, or the body."""
-    header = resp.headers.get("x-kt-error")
+    header = resp.header("x-kt-error")
     if header is not None:
         return header
     body = resp.body
     if body.startswith(b"ERROR\t"):
         return body[6:].rstrip(b"\n").decode("utf-8", "replace")
-    mime, colenc = tsv.parse_content_type(resp.headers.get("content-type"))
+    mime, colenc = tsv.parse_content_type(resp.header("content-type"))
     if mime == "text/tab-separated-values" and colenc is not None:
         for k, v in tsv.decode_records(body, colenc):
             if k == b"ERROR":
@@ -171,7 +212,7 @@ def answer_error(resp: http.Response, procedure: str | None) -> ServerError:
 
 def rpc_records(resp: http.Response) -> Pairs:
     """The records of a successful TSV-RPC answer, decoded whatever its column encoding."""
-    ctype = resp.headers.get("content-type")
+    ctype = resp.header("content-type")
     if ctype is None or ctype == "text/tab-separated-values":
         colenc = None
     else:
@@ -190,6 +231,55 @@ def column(records: dict[bytes, bytes], name: bytes, procedure: str) -> bytes:
         return records[name]
     except KeyError:
         raise ProtocolError(f"{procedure}: answer has no {name.decode()!r} column") from None
+
+
+def str_keys_body(keys: Sequence[Any], atomic: bool) -> tuple[bytes, dict[bytes, Any]] | None:
+    """The raw TSV body of a bulk request for str ``keys`` and the map from each ``_key`` to its key.
+
+    Records are ``_key`` with empty values, ``atomic`` first when asked: the
+    body :func:`encode_tsv` writes for them, built in one join and encode
+    instead of a format a record. None when a key is not a str, is repeated
+    or holds a byte a raw field cannot (the general path then builds them).
+    """
+    try:
+        text = "\t\n_".join(keys)
+    except TypeError:
+        return None
+    body = (b"atomic\t\n_" if atomic else b"_") + text.encode() + b"\t\n"
+    n = len(keys) + 1 if atomic else len(keys)
+    # each record adds one tab and one newline: any other control byte is in a key
+    if len(body.translate(None, _NOT_RAW)) != len(body) - 2 * n:
+        return None
+    # with no tab or newline inside a key, the body splits back into the records' keys
+    names = body.split(b"\t\n")
+    names.pop()
+    if atomic:
+        del names[0]
+    wanted = dict(zip(names, keys))
+    if len(wanted) != len(keys):
+        return None
+    return body, wanted
+
+
+def bulk_answer(resp: http.Response, wanted: dict[bytes, Any]) -> dict[Any, bytes] | None:
+    """The ``_key`` records of a raw-TSV answer as ``{wanted[_key]: value}``, answer order.
+
+    ``num`` is left out. None when the answer needs the general decoding
+    (another column encoding, an empty line, a last line without LF, a key
+    not asked for); what it returns is what that decoding gives.
+    """
+    ctype = resp.header("content-type")
+    if ctype is not None and ctype != "text/tab-separated-values":
+        return None
+    lines = resp.body.split(b"\n")
+    if lines.pop():
+        return None
+    get = wanted.__getitem__
+    try:
+        # partition, as tsv.decode_records: a line without a tab is a key with an empty value
+        return {get(k): v for k, _, v in map(bytes.partition, lines, repeat(b"\t")) if k != b"num"}
+    except KeyError:
+        return None
 
 
 def prefixed(keys: Iterable[bytes]) -> Pairs:

@@ -24,6 +24,8 @@ only with bytes actually fed, never with what a Content-Length claims.
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections import deque
 from email.utils import formatdate
@@ -40,6 +42,8 @@ __all__ = [
     "build_request",
     "build_response",
     "http_date",
+    "parse_simple_response",
+    "simple_response_size",
 ]
 
 SERVER_NAME = b"KyotoTycoon/0.9.56b"
@@ -186,7 +190,7 @@ def build_response(
 
 
 class _Message:
-    __slots__ = ("body", "headers", "keep_alive", "raw_headers", "version")
+    __slots__ = ("body", "keep_alive", "version")
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header's value by case-insensitive name (repeated headers joined with ``, ``)."""
@@ -200,16 +204,69 @@ class Response(_Message):
     ``raw_headers`` keeps the ``(name, value)`` bytes in wire order.
     """
 
-    __slots__ = ("reason", "status")
+    # A response from parse_simple_response keeps its validated head block in _head and
+    # builds headers/raw_headers only when first read: hot paths use status and body only.
+    __slots__ = ("_head", "_headers", "_raw_headers", "reason", "status")
 
     def __init__(self, status, reason, version, headers, raw_headers, body, keep_alive):
         self.status: int = status
         self.reason: str = reason
         self.version: str = version
-        self.headers: dict[str, str] = headers
-        self.raw_headers: list[tuple[bytes, bytes]] = raw_headers
+        self._headers: dict[str, str] = headers
+        self._raw_headers: list[tuple[bytes, bytes]] = raw_headers
+        self._head: bytes | None = None
         self.body: bytes = body
         self.keep_alive: bool = keep_alive
+
+    def _unpack_head(self) -> None:
+        block = self._head
+        if block is not None:  # another thread may have just done it
+            # both set before _head is cleared, so a reader that sees None finds them
+            self._headers, self._raw_headers = _parse_headers(block, block.split(b"\r\n"))
+            self._head = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._head is not None:
+            self._unpack_head()
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        if self._head is not None:
+            self._unpack_head()
+        self._headers = value
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        if self._head is not None:
+            self._unpack_head()
+        return self._raw_headers
+
+    @raw_headers.setter
+    def raw_headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        if self._head is not None:
+            self._unpack_head()
+        self._raw_headers = value
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """A header's value by case-insensitive name (repeated headers joined with ``, ``)."""
+        block = self._head
+        if block is not None and type(name) is str:
+            # one search of the lowercased head instead of building every header
+            key = _FIELD_KEYS.get(name)
+            if key is None:
+                key = _field_key(name)
+            if key:
+                low = block.lower()
+                at = low.find(key)
+                if at < 0:
+                    return default
+                start = at + len(key)
+                if low.find(key, start) < 0:  # repeated ones are joined by the full parse
+                    end = block.find(b"\r\n", start)
+                    return block[start : end if end >= 0 else len(block)].strip(b" \t").decode("latin-1")
+        return self.headers.get(name.lower(), default)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
@@ -218,7 +275,7 @@ class Response(_Message):
 class Request(_Message):
     """A complete HTTP request; ``target`` = ``path`` [``?`` ``query``], all raw (undecoded) bytes."""
 
-    __slots__ = ("method", "path", "query", "target")
+    __slots__ = ("headers", "method", "path", "query", "raw_headers", "target")
 
     def __init__(self, method, target, version, headers, raw_headers, body, keep_alive):
         self.method: str = method
@@ -234,6 +291,103 @@ class Request(_Message):
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
+
+
+_FIELD_KEYS: dict[str, bytes] = {}
+
+
+def _field_key(name: str) -> bytes:
+    """``b"\\r\\n" + lowercased name + b":"``, what starts that header's line in a head; b"" if no token."""
+    raw = name.lower().encode("latin-1", "replace")
+    key = b"\r\n" + raw + b":" if raw and not raw.translate(None, _TOKEN_BYTES) else b""
+    if len(_FIELD_KEYS) < 256:
+        _FIELD_KEYS[name] = key
+    return key
+
+
+# ---------------------------------------------------------------- the quick path
+
+# Possessive repeats (Python 3.11+) skip the backtracking bookkeeping; every repeat below
+# is followed by a byte it cannot match, so the match is the same either way.
+_P = b"+" if sys.version_info >= (3, 11) else b""
+# what _parse_headers lets through in a value: any byte but the controls other than tab
+_VALUE_RE = rb"[\t\x20-\x7e\x80-\xff]*" + _P
+_OTHER_FIELD_RE = (
+    rb"(?!(?:[cC](?i:ontent-length|onnection)|[tT](?i:ransfer-encoding)):)"
+    + b"[" + re.escape(_TOKEN_BYTES) + b"]+" + _P + b":" + _VALUE_RE + rb"\r\n"
+)
+# A head the reader would frame by its one Content-Length, keep-alive decided by the version
+# alone: no Transfer-Encoding, no Connection, a single all-digit Content-Length. Checking the
+# bytes, token names and that framing in one match costs a fraction of the general parse.
+_SIMPLE_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([0-9]{3})(?: (" + _VALUE_RE + rb"))?\r\n"
+    + rb"(?:" + _OTHER_FIELD_RE + rb")*" + _P
+    + rb"(?i:content-length):[ \t]*" + _P + rb"([0-9]{1,18})[ \t]*" + _P + rb"\r\n"
+    + rb"(?:" + _OTHER_FIELD_RE + rb")*" + _P + rb"\r\n"
+)
+_new_response = object.__new__
+
+
+def _is_head(method: bytes | str) -> bool:
+    """True for HEAD in any case, as :meth:`ResponseReader.expect` reads it."""
+    if isinstance(method, str):
+        method = method.encode("ascii")
+    return method.upper() == b"HEAD"
+
+
+def simple_response_size(data: bytes, method: bytes = b"GET") -> int | None:
+    """How many bytes the answer starting ``data`` takes, when its head is one
+    :func:`parse_simple_response` takes; None for any other (or an incomplete) head.
+    """
+    m = _SIMPLE_HEAD.match(data)
+    if m is None:
+        return None
+    status = int(m.group(2))
+    end = m.end()
+    if status < 200 or end > DEFAULT_MAX_HEADER_BYTES:
+        return None
+    if status == 204 or status == 304 or _is_head(method):
+        return end
+    return end + int(m.group(4))
+
+
+def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | None:
+    """``data`` as one whole response of the common shape, or None to use :class:`ResponseReader`.
+
+    The shape: ``HTTP/1.x NNN reason``, header fields with one Content-Length of
+    digits, no Transfer-Encoding or Connection field, a final status, and exactly
+    the body the length says (none for HEAD, 204, 304), nothing after it. Whatever
+    this returns, a fresh ``ResponseReader`` told to ``expect(method)`` and fed
+    ``data`` returns the same; anything else (a bad byte included) gives None.
+    """
+    m = _SIMPLE_HEAD.match(data)
+    if m is None:
+        return None
+    minor, code, reason, length = m.groups()
+    status = int(code)
+    start = m.end()
+    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
+        return None
+    if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
+        if len(data) != start:
+            return None
+        body = b""
+    elif len(data) - start == int(length):
+        body = data[start:]
+    else:
+        return None
+    resp = _new_response(Response)
+    resp.status = status
+    resp.reason = reason.decode("latin-1") if reason else ""
+    if minor == b"1":
+        resp.version = "HTTP/1.1"
+        resp.keep_alive = True
+    else:
+        resp.version = "HTTP/1.0"
+        resp.keep_alive = False
+    resp._head = data[: start - 4]
+    resp.body = body
+    return resp
 
 
 # ---------------------------------------------------------------- reading

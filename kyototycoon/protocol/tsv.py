@@ -253,8 +253,14 @@ def decode_records_dict(
 
 
 def _url_encode(field: bytes) -> bytes:
-    if not field.translate(None, _URL_SAFE):
+    unsafe = field.translate(None, _URL_SAFE)
+    if not unsafe:
         return field
+    # keys often hold one kind of separator ("user:42", "a/b/c"): one replace beats a
+    # table lookup a byte, and a "%" it writes is not escaped again, even when it replaces "%"
+    first = unsafe[:1]
+    if unsafe == first * len(unsafe):
+        return field.replace(first, _URL_TABLE[unsafe[0]])
     return b"".join(map(_URL_TABLE.__getitem__, field))
 
 
