@@ -255,3 +255,102 @@ def test_refused_connection_is_connection_lost():
         port = s.getsockname()[1]
     with pytest.raises(ConnectionLost, match="cannot connect"):
         KyotoTycoon().open("127.0.0.1", port, timeout=1)
+
+
+# ---------------------------------------------------------------- misbehaving binary peers
+
+from kyototycoon._codec import binary as codec  # noqa: E402
+
+BIN_OK = codec.encode_get_bulk_response(
+    [(0, 0xFFFFFFFFFF, b"k", b"v")])
+BIN_BIG = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k%04d" % i, b"v" * 100) for i in range(300)])
+
+
+def _read_binary_request(sock: socket.socket) -> bool:
+    """Read one whole binary request (any bulk frame); False when the client closed."""
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return False
+        buf += chunk
+        decoder = codec.REQUESTS_DECODERS.get(buf[0])
+        if decoder is not None and decoder(buf)[0] is not None:
+            return True
+
+
+def _binary_faulty_then_ok(fault):
+    state = {"first": True}
+
+    def handler(sock: socket.socket) -> None:
+        first, state["first"] = state["first"], False
+        while _read_binary_request(sock):
+            if first:
+                fault(sock)
+                return
+            sock.sendall(BIN_OK)
+
+    return handler
+
+
+BINARY_FAULTS = {
+    "closed mid-answer": (lambda s: s.sendall(BIN_OK[:9]), ConnectionLost),
+    "truncated big answer": (lambda s: s.sendall(BIN_BIG[:-3]), ConnectionLost),
+    "wrong magic": (lambda s: s.sendall(b"A" + BIN_OK[1:]), ProtocolError),
+    "bytes after the answer": (lambda s: s.sendall(BIN_OK + b"\x00"), ProtocolError),
+    "closed without answer": (lambda s: None, ConnectionLost),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BINARY_FAULTS))
+def test_binary_fault_gives_a_clear_error_and_the_next_call_works(scripted_peer, fault):
+    action, error = BINARY_FAULTS[fault]
+    peer = scripted_peer(_binary_faulty_then_ok(action))
+    kt = _client(peer.port, binary=True, timeout=2, pack_type=KT_PACKER_BYTES)
+    started = time.monotonic()
+    with pytest.raises(error) as info:
+        kt.get("k")
+    assert time.monotonic() - started < 2
+    if fault == "wrong magic":
+        assert "expected 0xBA or 0xBF, got 0x41" in str(info.value)
+    assert kt.get("k") == b"v"
+    kt.close()
+
+
+def test_binary_server_that_never_answers_times_out_then_the_next_call_works(scripted_peer):
+    release = threading.Event()
+    state = {"first": True}
+
+    def handler(sock: socket.socket) -> None:
+        first, state["first"] = state["first"], False
+        while _read_binary_request(sock):
+            if first:
+                release.wait(5)
+                return
+            sock.sendall(BIN_OK)
+
+    peer = scripted_peer(handler)
+    kt = _client(peer.port, binary=True, timeout=0.3, pack_type=KT_PACKER_BYTES)
+    started = time.monotonic()
+    with pytest.raises(TimedOut):
+        kt.get("k")
+    assert 0.25 < time.monotonic() - started < 2
+    release.set()
+    assert kt.get("k") == b"v"
+    kt.close()
+
+
+def test_binary_stale_connection_is_retried_for_reads_only(scripted_peer):
+    def handler(sock: socket.socket) -> None:
+        if _read_binary_request(sock):  # one answer, then the server drops the idle connection
+            sock.sendall(BIN_OK)
+
+    peer = scripted_peer(handler)
+    kt = _client(peer.port, binary=True, timeout=2, pack_type=KT_PACKER_BYTES)
+    assert kt.get("k") == b"v"
+    time.sleep(0.05)
+    assert kt.get("k") == b"v"  # resent on a new connection
+    time.sleep(0.05)
+    with pytest.raises(ConnectionLost):
+        kt.remove("k")  # removing is not repeated: its answer counts what it removed
+    kt.close()
