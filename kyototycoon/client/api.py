@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from kyototycoon._codec import binary as codec
-from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError, server_error
+from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError
 from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
 from kyototycoon.protocol.http import Response
 from kyototycoon.spec.binary import XT_NONE as _XT_NONE
@@ -50,9 +50,11 @@ from .wire import (
 
 _GET, _DELETE, _POST = b"GET", b"DELETE", b"POST"
 _RAW_TSV = b"text/tab-separated-values"
-_ErrorResponse = codec.ErrorResponse
 _INT64 = struct.Struct(">q")
 _NO_REPLY = int(Flag.NO_REPLY)
+# bound once: the C versions when they are built
+_encode_get_one = codec.encode_get_bulk_request_one
+_encode_set_one = codec.encode_set_bulk_request_one
 _SET_BULK, _GET_BULK, _REMOVE_BULK, _PLAY_SCRIPT = (
     int(Magic.SET_BULK), int(Magic.GET_BULK), int(Magic.REMOVE_BULK), int(Magic.PLAY_SCRIPT))
 # packers whose stored bytes can be appended to on the server
@@ -616,30 +618,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
     """
 
     def _binary(self, request: bytes, magic: int, idempotent: bool) -> Any:
-        pool = self._pool or self._get_pool()
-        idle = pool.idle
-        try:  # Pool.acquire and Pool.release, inlined: this is every binary call's path
-            conn = idle.pop()
-        except IndexError:
-            conn = pool.acquire()
-        try:
-            try:
-                frame = conn.binary(request, magic)
-            except StaleConnection:
-                if not idempotent:
-                    raise
-                conn = pool.connect()
-                frame = conn.binary(request, magic)
-        except BaseException:
-            conn.close()
-            raise
-        if len(idle) < pool.max_idle and not pool.closed:
-            idle.append(conn)
-        else:
-            pool.release(conn)
-        if type(frame) is _ErrorResponse:
-            raise server_error(None, "the server reported an error", _BINARY_NAMES[magic])
-        return frame
+        return (self._pool or self._get_pool()).binary(request, magic, idempotent)
 
     def _send(self, request: bytes) -> bool:
         pool = self._pool or self._get_pool()
@@ -662,8 +641,13 @@ class BinaryKyotoTycoon(KyotoTycoon):
         k = key.encode() if type(key) is str else key_bytes(key)
         if type(db) is not int or db & ~0xFFFF:
             db = db_index(db)
-        records = self._binary(codec.encode_get_bulk_request_one(0, db, k), _GET_BULK, True)[0]
-        return self._unpack(records[0][3]) if records else None
+        request = _encode_get_one(0, db, k)
+        records = (self._pool or self._get_pool()).binary(request, _GET_BULK, True)[0]
+        if not records:
+            return None
+        value = records[0][3]
+        unpack = self._unpack
+        return value if unpack is _identity else unpack(value)  # no call for the bytes packer
 
     def get_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> dict[Any, Any]:
         """The unpacked values of the ``keys`` that exist, keyed as given."""
@@ -690,12 +674,12 @@ class BinaryKyotoTycoon(KyotoTycoon):
         k = key.encode() if type(key) is str else key_bytes(key)
         if type(db) is not int or db & ~0xFFFF:
             db = db_index(db)
-        request = codec.encode_set_bulk_request_one(
+        request = _encode_set_one(
             _NO_REPLY if no_reply else 0, db, _XT_NONE if expire is None else binary_xt(expire), k,
             self._pack(value))
         if no_reply:
             return self._send(request)
-        return self._binary(request, _SET_BULK, True)[0] > 0
+        return (self._pool or self._get_pool()).binary(request, _SET_BULK, True)[0] > 0
 
     def set_bulk(self, kv_dict: Mapping[Any, Any], expire: Any = None, atomic: bool | None = None,
                  db: object = 0, no_reply: bool = False) -> int:
@@ -746,9 +730,6 @@ class BinaryKyotoTycoon(KyotoTycoon):
         frame = self._binary(request, _PLAY_SCRIPT, False)
         return {key_text(k): v for k, v in frame[0]}
 
-
-_BINARY_NAMES = {_SET_BULK: "set_bulk", _GET_BULK: "get_bulk", _REMOVE_BULK: "remove_bulk",
-                 _PLAY_SCRIPT: "play_script"}
 
 # Everything public that the binary protocol lacks raises NotImplementedError, as before.
 for _name in [n for n in vars(KyotoTycoon) if not n.startswith("_")]:

@@ -19,13 +19,17 @@ import sys
 from typing import Any
 
 from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
-from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
+from kyototycoon._codec.binary import ErrorResponse as _ErrorResponse
+from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut, server_error
 from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_response, simple_response_size
 from kyototycoon.spec.binary import Magic
 
 _RECV_SIZE = 16 * 1024  # measured: smaller buffers cost less per small answer; big ones take a few recvs
 _BIG_RECV_SIZE = 1024 * 1024  # once an answer is known not to fit in one small read
 _ERROR_MAGIC = int(Magic.ERROR)
+# what the server's error frame is an answer to, for its message
+_BINARY_NAMES = {int(Magic.SET_BULK): "set_bulk", int(Magic.GET_BULK): "get_bulk",
+                 int(Magic.REMOVE_BULK): "remove_bulk", int(Magic.PLAY_SCRIPT): "play_script"}
 
 
 # On Linux, timeouts are kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking
@@ -226,27 +230,18 @@ class Connection:
         """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF).
 
         The frame is a named tuple, or a plain tuple of the same fields: read it by index.
+        (:meth:`Pool.binary` does the same exchange inline: it is every binary call's path.)
         """
         try:
             self.sock.sendall(request)
             data = self.sock.recv(_RECV_SIZE)
         except OSError as exc:
             raise self._lost(exc, False) from None
-        # The common case, an answer whole in one read: an answer of at most one record takes
-        # the fused decoder (a plain tuple), any other decodes once without resume state.
-        if data and data[0] == magic:
-            frame = RESPONSES_EXACT_DECODERS[magic](data)
-            if frame is None:
-                try:
-                    frame, end = RESPONSES_DECODERS[magic](data)
-                except ProtocolError:
-                    self.close()
-                    raise
-                if frame is None or end != len(data):
-                    return self._read_binary(data, magic)
-            self.exchanges += 1
-            return frame
-        return self._read_binary(data, magic)
+        frame = RESPONSES_EXACT_DECODERS[magic](data)
+        if frame is None:
+            return self._read_binary(data, magic)
+        self.exchanges += 1
+        return frame
 
     def _read_binary(self, data: bytes, magic: int) -> Any:
         """The rest of a binary answer whose first read (``data``) did not hold it all."""
@@ -322,6 +317,51 @@ class Pool:
     def connect(self) -> Connection:
         """Always a new connection (after a stale one)."""
         return Connection(self.address, self.timeout)
+
+    def binary(self, request: bytes, magic: int, idempotent: bool) -> Any:
+        """One binary exchange on a connection of the pool's: the answer frame, read by index.
+
+        A reused connection the server closed before answering is replaced and
+        the request sent again, once, when ``idempotent``. The server's error
+        frame (0xBF) raises :class:`~kyototycoon.errors.ServerError`.
+        """
+        idle = self.idle
+        try:  # acquire() and release() inlined: this is the path of every binary call
+            conn = idle.pop()
+        except IndexError:
+            conn = Connection(self.address, self.timeout)
+        retried = False
+        while True:
+            try:
+                sock = conn.sock
+                try:
+                    sock.sendall(request)
+                    data = sock.recv(_RECV_SIZE)
+                except OSError as exc:
+                    raise conn._lost(exc, False) from None
+                # an answer of at most one record whole in one read: one fused decode (a plain
+                # tuple); anything else takes the general reader
+                frame = RESPONSES_EXACT_DECODERS[magic](data)
+                if frame is None:
+                    frame = conn._read_binary(data, magic)
+                else:
+                    conn.exchanges += 1
+                break
+            except StaleConnection:
+                if not idempotent or retried:
+                    raise
+                retried = True
+                conn = Connection(self.address, self.timeout)
+            except BaseException:
+                conn.close()
+                raise
+        if len(idle) < self.max_idle and not self.closed:
+            idle.append(conn)
+        else:
+            conn.close()
+        if type(frame) is _ErrorResponse:
+            raise server_error(None, "the server reported an error", _BINARY_NAMES.get(magic))
+        return frame
 
     def release(self, conn: Connection) -> None:
         """Give a connection back; a closed one, or one past ``max_idle``, is dropped."""
