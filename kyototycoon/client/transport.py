@@ -325,40 +325,52 @@ class Pool:
         the request sent again, once, when ``idempotent``. The server's error
         frame (0xBF) raises :class:`~kyototycoon.errors.ServerError`.
         """
+        # Every binary call comes here: the common case (an idle connection, an answer of at
+        # most one record whole in one read) runs inline, all else goes to _binary_rest.
         idle = self.idle
-        try:  # acquire() and release() inlined: this is the path of every binary call
+        try:
             conn = idle.pop()
         except IndexError:
             conn = Connection(self.address, self.timeout)
-        retried = False
-        while True:
-            try:
-                sock = conn.sock
-                try:
-                    sock.sendall(request)
-                    data = sock.recv(_RECV_SIZE)
-                except OSError as exc:
-                    raise conn._lost(exc, False) from None
-                # an answer of at most one record whole in one read: one fused decode (a plain
-                # tuple); anything else takes the general reader
-                frame = RESPONSES_EXACT_DECODERS[magic](data)
-                if frame is None:
-                    frame = conn._read_binary(data, magic)
-                else:
-                    conn.exchanges += 1
-                break
-            except StaleConnection:
-                if not idempotent or retried:
-                    raise
-                retried = True
-                conn = Connection(self.address, self.timeout)
-            except BaseException:
-                conn.close()
-                raise
-        if len(idle) < self.max_idle and not self.closed:
+        try:
+            sock = conn.sock
+            sock.sendall(request)
+            data = sock.recv(_RECV_SIZE)
+        except OSError as exc:
+            return self._binary_rest(conn, request, magic, idempotent, b"", exc)
+        except BaseException:
+            conn.close()
+            raise
+        frame = RESPONSES_EXACT_DECODERS[magic](data)  # a plain tuple, or None: not that shape
+        if frame is None:
+            return self._binary_rest(conn, request, magic, idempotent, data, None)
+        conn.exchanges += 1
+        if len(idle) < self.max_idle:  # 0 once the pool is closed
             idle.append(conn)
         else:
             conn.close()
+        return frame
+
+    def _binary_rest(self, conn: Connection, request: bytes, magic: int, idempotent: bool,
+                     data: bytes, error: OSError | None) -> Any:
+        """The rest of :meth:`binary` after its first read (``data``) or socket ``error``."""
+        try:
+            if error is not None:
+                raise conn._lost(error, False)
+            frame = conn._read_binary(data, magic)
+        except StaleConnection:
+            if not idempotent:
+                raise
+            conn = Connection(self.address, self.timeout)
+            try:
+                frame = conn.binary(request, magic)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        self.release(conn)
         if type(frame) is _ErrorResponse:
             raise server_error(None, "the server reported an error", _BINARY_NAMES.get(magic))
         return frame
@@ -375,6 +387,7 @@ class Pool:
     def close(self) -> None:
         """Close every idle connection (connections in use close when released)."""
         self.closed = True
+        self.max_idle = 0  # what the inlined releases check
         while self.idle:
             try:
                 self.idle.pop().close()
