@@ -5,11 +5,14 @@ Drop-in for python-kyototycoon-ng: the same import name, classes and constants.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .__about__ import __version__
 from .errors import KyotoTycoonException
 from .packers import KT_PACKER_BYTES, KT_PACKER_CUSTOM, KT_PACKER_JSON, KT_PACKER_PICKLE, KT_PACKER_STRING
+
+if TYPE_CHECKING:  # loaded on first use, below; type checkers and IDEs see it here
+    from .client import KyotoTycoon
 
 # The replication consumer lives in kyototycoon.replication; it is imported on first
 # use, so programs that only talk to the server do not load it.
