@@ -189,11 +189,14 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     problems: list[str] = []
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     include = sysconfig.get_paths()["include"]
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    # LDSHARED is how this interpreter links its own extensions (e.g. "-bundle -undefined
+    # dynamic_lookup" on macOS); compiling and linking in one step keeps it to one command.
+    compiler = sysconfig.get_config_var("CC") or "cc"
+    link = shlex.split(sysconfig.get_config_var("LDSHARED") or f"{compiler} -shared")
+    pic = shlex.split(sysconfig.get_config_var("CCSHARED") or "-fPIC")
     for source in sorted(out_dir.glob("_k_*.c")):
         target = source.with_name(source.stem + suffix)
-        command = [*compiler, "-O2", "-shared", "-fPIC", "-std=c99", "-Wall", "-I", include,
-                   str(source), "-o", str(target)]
+        command = [*link, *pic, "-O2", "-std=c99", "-Wall", "-I", include, str(source), "-o", str(target)]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
