@@ -55,7 +55,7 @@ class CommandError(Exception):
 
 def database(text: str) -> Database:
     """``--db``: an index (digits) or a database name."""
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text  # "²" is a digit to isdigit()
 
 
 def positive(text: str) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from server_fixtures import Wire
 
 from kyototycoon._codec import binary as codec
 from kyototycoon.protocol.http import build_request
 from kyototycoon.server import EmbeddedServer
+from kyototycoon.server.http_app import parse_xt_header
 from kyototycoon.spec.binary import XT_NONE
 
 
@@ -109,3 +112,20 @@ def test_memcache_garbage_and_oversized_data(server) -> None:
         wire.send(b"\x00\xff garbage\r\nversion\r\n")
         assert wire.read_exact(7) == b"ERROR\r\n"
         assert wire.read_exact(29) == b"VERSION KyotoTycoon/0.9.56b\r\n"
+
+
+@pytest.mark.parametrize(
+    "xt", [b"82485876\xb252", b"--5", b"+-1", b"\xb2", b"9" * 400, b"Mon, 99 Foo 99999 99:99:99"])
+def test_odd_expiration_headers_get_an_answer(server, bystander, xt: bytes) -> None:
+    # found by `kyototycoon fuzz`: "\xb2" is "²", a digit to str.isdigit() that int() refuses
+    request = build_request(b"PUT", b"/odd-xt", [(b"X-Kt-Xt", xt)], b"v", host=b"127.0.0.1")
+    with Wire(server.host, server.port) as wire:
+        wire.send(request)
+        response, _ = wire.read_response("PUT")
+        assert response.status in (201, 400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
+def test_parse_xt_header_never_raises(text: str) -> None:
+    assert isinstance(parse_xt_header(text), int)

@@ -8,6 +8,7 @@ Content-Length in name order, as its header map sorts them).
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_tz
@@ -36,12 +37,15 @@ def http_date_of(epoch: int) -> bytes:
     )
 
 
+_EPOCH = re.compile(r"[+-]?[0-9]+")
+
+
 def parse_xt_header(value: str) -> int:
     """``X-Kt-Xt`` as ``kt::strmktime`` reads it: epoch seconds, an RFC 1123 or ISO 8601 date; -1 if none."""
     text = value.strip()
     if not text:
         return -1
-    if text.lstrip("+-").isdigit():
+    if _EPOCH.fullmatch(text):  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
         return int(text)
     parsed = parsedate_tz(text)
     if parsed is not None:
