@@ -10,6 +10,7 @@ import time
 import pytest
 
 from kyototycoon import KT_PACKER_BYTES, KT_PACKER_JSON, KT_PACKER_PICKLE, KyotoTycoon, KyotoTycoonException
+from kyototycoon._codec import binary as codec
 from kyototycoon.errors import ConnectionLost, ProtocolError, RecordExists, TimedOut
 
 OK = (b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nContent-Type: text/tab-separated-values\r\n\r\n"
@@ -155,17 +156,17 @@ def _read_request(sock: socket.socket) -> bytes:
     return data
 
 
-def _faulty_then_ok(fault):
-    """A peer whose first connection suffers ``fault`` and whose later ones answer properly."""
+def _faulty_then_ok(fault, read=_read_request, answer: bytes = OK):
+    """A peer whose first connection suffers ``fault`` and whose later ones ``answer`` each request."""
     state = {"first": True}
 
     def handler(sock: socket.socket) -> None:
         first, state["first"] = state["first"], False
-        while _read_request(sock):
+        while read(sock):
             if first:
                 fault(sock)
                 return
-            sock.sendall(OK)
+            sock.sendall(answer)
 
     return handler
 
@@ -194,16 +195,7 @@ def test_fault_gives_a_clear_error_and_the_next_call_works(scripted_peer, fault)
 
 def test_server_that_never_answers_times_out_then_the_next_call_works(scripted_peer):
     release = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        first = peer.connections == 1
-        while _read_request(sock):
-            if first:
-                release.wait(5)
-                return
-            sock.sendall(OK)
-
-    peer = scripted_peer(handler)
+    peer = scripted_peer(_faulty_then_ok(lambda s: release.wait(5)))
     kt = KyotoTycoon(pack_type=KT_PACKER_BYTES)
     kt.open("127.0.0.1", peer.port, timeout=0.3)
     started = time.monotonic()
@@ -259,10 +251,7 @@ def test_refused_connection_is_connection_lost():
 
 # ---------------------------------------------------------------- misbehaving binary peers
 
-from kyototycoon._codec import binary as codec  # noqa: E402
-
-BIN_OK = codec.encode_get_bulk_response(
-    [(0, 0xFFFFFFFFFF, b"k", b"v")])
+BIN_OK = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k", b"v")])
 BIN_BIG = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k%04d" % i, b"v" * 100) for i in range(300)])
 
 
@@ -279,20 +268,6 @@ def _read_binary_request(sock: socket.socket) -> bool:
             return True
 
 
-def _binary_faulty_then_ok(fault):
-    state = {"first": True}
-
-    def handler(sock: socket.socket) -> None:
-        first, state["first"] = state["first"], False
-        while _read_binary_request(sock):
-            if first:
-                fault(sock)
-                return
-            sock.sendall(BIN_OK)
-
-    return handler
-
-
 BINARY_FAULTS = {
     "closed mid-answer": (lambda s: s.sendall(BIN_OK[:9]), ConnectionLost),
     "truncated big answer": (lambda s: s.sendall(BIN_BIG[:-3]), ConnectionLost),
@@ -305,7 +280,7 @@ BINARY_FAULTS = {
 @pytest.mark.parametrize("fault", sorted(BINARY_FAULTS))
 def test_binary_fault_gives_a_clear_error_and_the_next_call_works(scripted_peer, fault):
     action, error = BINARY_FAULTS[fault]
-    peer = scripted_peer(_binary_faulty_then_ok(action))
+    peer = scripted_peer(_faulty_then_ok(action, _read_binary_request, BIN_OK))
     kt = _client(peer.port, binary=True, timeout=2, pack_type=KT_PACKER_BYTES)
     started = time.monotonic()
     with pytest.raises(error) as info:
@@ -319,17 +294,7 @@ def test_binary_fault_gives_a_clear_error_and_the_next_call_works(scripted_peer,
 
 def test_binary_server_that_never_answers_times_out_then_the_next_call_works(scripted_peer):
     release = threading.Event()
-    state = {"first": True}
-
-    def handler(sock: socket.socket) -> None:
-        first, state["first"] = state["first"], False
-        while _read_binary_request(sock):
-            if first:
-                release.wait(5)
-                return
-            sock.sendall(BIN_OK)
-
-    peer = scripted_peer(handler)
+    peer = scripted_peer(_faulty_then_ok(lambda s: release.wait(5), _read_binary_request, BIN_OK))
     kt = _client(peer.port, binary=True, timeout=0.3, pack_type=KT_PACKER_BYTES)
     started = time.monotonic()
     with pytest.raises(TimedOut):

@@ -85,8 +85,9 @@ def test_any_records_roundtrip_through_answer_decoding(pairs, colenc):
 
 @given(fields)
 def test_any_key_roundtrips_through_the_rest_path(key):
-    target = wire.rest_target(key, None)
-    assert b" " not in target and b"/" not in target[1:]
+    request_line = wire.rest_key_request(b"GET", key, None, b"h").split(b"\r\n")[0]
+    _, target, _ = request_line.split(b" ")  # exactly two spaces: none in the target
+    assert b"/" not in target[1:]
     assert tsv.decode_field(target[1:], "U") == key
 
 

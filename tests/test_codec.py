@@ -322,6 +322,18 @@ def test_frame_reader_decodes_a_trickled_big_frame_in_linear_work():
 
 # ------------------------------------------------------------------ fused one-record codecs
 
+def _mutated(data, wire: bytes, variant: str) -> bytes:
+    """``wire`` cut short, with bytes after it, or with one bit flipped (else as it is)."""
+    if variant == "cut" and wire:
+        return wire[: data.draw(st.integers(0, len(wire) - 1))]
+    if variant == "extra":
+        return wire + data.draw(st.binary(min_size=1, max_size=4))
+    if variant == "flip" and wire:
+        at = data.draw(st.integers(0, len(wire) - 1))
+        return wire[:at] + bytes([wire[at] ^ (1 << data.draw(st.integers(0, 7)))]) + wire[at + 1:]
+    return wire
+
+
 EXACT = [(m, n) for (m, n) in IRS if hasattr(CODECS[m], f"decode_{n}_exact")]
 ONE = [(m, n) for (m, n) in IRS if hasattr(CODECS[m], f"encode_{n}_one")]
 
@@ -350,14 +362,7 @@ def test_exact_decoder_agrees_with_the_general_one(module, name, implementation,
     encode, decode, _ = codec_pair(module, name)
     exact = _one_record_codec(module, f"decode_{name}_exact", implementation)
     wire = encode(*data.draw(values(ir, max_records=2, max_bytes=8)))
-    variant = data.draw(st.sampled_from(["whole", "cut", "extra", "flip"]))
-    if variant == "cut" and wire:
-        wire = wire[: data.draw(st.integers(0, len(wire) - 1))]
-    elif variant == "extra":
-        wire += data.draw(st.binary(min_size=1, max_size=4))
-    elif variant == "flip" and wire:
-        at = data.draw(st.integers(0, len(wire) - 1))
-        wire = wire[:at] + bytes([wire[at] ^ (1 << data.draw(st.integers(0, 7)))]) + wire[at + 1:]
+    wire = _mutated(data, wire, data.draw(st.sampled_from(["whole", "cut", "extra", "flip"])))
     got = exact(wire)
     if got is None:
         return
@@ -446,13 +451,7 @@ def test_c_decoder_loop_equals_the_python_one(module, name, data):
     encode, decode, _ = codec_pair(module, name)
     wire = encode(*data.draw(values(ir, max_records=4, max_bytes=12)))
     variant = data.draw(st.sampled_from(["whole", "cut", "extra", "flip", "resume"]))
-    if variant == "cut" and wire:
-        wire = wire[: data.draw(st.integers(0, len(wire) - 1))]
-    elif variant == "extra":
-        wire += data.draw(st.binary(min_size=1, max_size=4))
-    elif variant == "flip" and wire:
-        at = data.draw(st.integers(0, len(wire) - 1))
-        wire = wire[:at] + bytes([wire[at] ^ (1 << data.draw(st.integers(0, 7)))]) + wire[at + 1:]
+    wire = _mutated(data, wire, variant)
     split = data.draw(st.integers(0, len(wire)))
     max_count = data.draw(st.sampled_from([None, 2]))
 

@@ -5,11 +5,11 @@
   for generated answers: random header sets and cases, Transfer-Encoding,
   Connection, HEAD, 1xx/204/304, bad bytes, wrong lengths, trailing bytes;
 * the lazily parsed headers of such a response against the reader's;
-* ``Connection.http`` against the implementation it replaced (kept below as
-  :func:`_reference_http`), through a scripted socket: split heads and bodies,
+* ``Connection.http`` against its general path alone, the implementation it
+  short-cuts (:func:`_reference_http`), through a scripted socket: split heads and bodies,
   a server closing early, ``Connection: close``, leftovers, timeouts;
 * the request builders and the get_bulk encoder/decoder against the general
-  ones (``rest_request``/``rest_target``, ``build_request``, ``encode_tsv``,
+  ones (``build_request``, ``encode_tsv``,
   the record-by-record decoding).
 """
 
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, KyotoTycoon
 from kyototycoon.client import api, wire
-from kyototycoon.client.transport import Connection, Pool, StaleConnection, _set_timeout
+from kyototycoon.client.transport import Connection, Pool, StaleConnection
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
 from kyototycoon.packers import make_packer
 from kyototycoon.protocol import http, tsv
@@ -356,45 +356,8 @@ def _connection(chunks: list[Any], exchanges: int = 0) -> Connection:
 
 
 def _reference_http(self: Connection, request: bytes, method: bytes, timeout: float | None = None):
-    """``Connection.http`` as it was before the quick path: every answer through the reader."""
-    sock = self.sock
-    reader = self._reader
-    if reader is None:
-        reader = self._reader = http.ResponseReader()
-    reader.expect(method)
-    got = False
-    try:
-        if timeout is not None:
-            _set_timeout(sock, timeout)
-        sock.sendall(request)
-        while True:
-            data = sock.recv(16 * 1024)
-            reader.feed(data)
-            if not data:
-                break
-            got = True
-            resp = reader.next_response()
-            if resp is not None:
-                if timeout is not None:
-                    _set_timeout(sock, self.timeout)
-                self.exchanges += 1
-                return resp
-    except OSError as exc:
-        raise self._lost(exc, got) from None
-    except ProtocolError:
-        self.close()
-        raise
-    try:
-        resp = reader.next_response()
-    except ProtocolError as exc:
-        self.close()
-        raise ConnectionLost(f"connection closed in the middle of an answer ({exc})") from None
-    self.close()
-    if resp is None:
-        if self.exchanges and not got:
-            raise StaleConnection("connection closed by the server before answering")
-        raise ConnectionLost("connection closed by the server before answering")
-    return resp
+    """``Connection.http`` without its quick path: every answer through the reader, as before it."""
+    return self._http_read(method, timeout, request)
 
 
 def _outcome(call) -> tuple:
@@ -565,8 +528,10 @@ def test_get_with_a_long_value_over_several_reads():
 
 @given(st.binary(max_size=20), st.sampled_from([None, b"1", b"db%20x", b"0"]),
        st.sampled_from([b"GET", b"HEAD", b"DELETE"]), st.sampled_from([b"127.0.0.1", b"h:1978", b"[::1]:1"]))
-def test_rest_key_request_is_rest_request(key, db, method, host):
-    expected = wire.rest_request(method, wire.rest_target(key, db), host)
+def test_rest_key_request_is_build_request(key, db, method, host):
+    quoted = tsv.encode_field(key, "U")
+    target = b"/" + quoted if db is None else b"/%s/%s" % (db, quoted)
+    expected = http.build_request(method, target, host=host)
     assert wire.rest_key_request(method, key, db, host) == expected
     assert wire.rest_key_request(method, key, db, host) == expected  # the cached tail too
 

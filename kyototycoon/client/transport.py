@@ -8,7 +8,8 @@ failures become :class:`~kyototycoon.errors.ConnectionLost` or
 never reused.
 
 A :class:`Pool` hands each thread a connection of its own for one exchange
-at a time, so one client object can be shared by many threads.
+at a time, so one client object can be shared by many threads; a binary
+exchange runs in :meth:`Pool.binary` itself, the hot path of the binary client.
 """
 
 from __future__ import annotations
@@ -226,23 +227,6 @@ class Connection:
 
     # ------------------------------------------------------------ binary
 
-    def binary(self, request: bytes, magic: int) -> Any:
-        """Send a binary request and read its answer frame (its magic must be ``magic`` or 0xBF).
-
-        The frame is a named tuple, or a plain tuple of the same fields: read it by index.
-        (:meth:`Pool.binary` does the same exchange inline: it is every binary call's path.)
-        """
-        try:
-            self.sock.sendall(request)
-            data = self.sock.recv(_RECV_SIZE)
-        except OSError as exc:
-            raise self._lost(exc, False) from None
-        frame = RESPONSES_EXACT_DECODERS[magic](data)
-        if frame is None:
-            return self._read_binary(data, magic)
-        self.exchanges += 1
-        return frame
-
     def _read_binary(self, data: bytes, magic: int) -> Any:
         """The rest of a binary answer whose first read (``data``) did not hold it all."""
         sock = self.sock
@@ -318,8 +302,8 @@ class Pool:
         """Always a new connection (after a stale one)."""
         return Connection(self.address, self.timeout)
 
-    def binary(self, request: bytes, magic: int, idempotent: bool) -> Any:
-        """One binary exchange on a connection of the pool's: the answer frame, read by index.
+    def binary(self, request: bytes, magic: int, idempotent: bool, conn: Connection | None = None) -> Any:
+        """One binary exchange on a connection of the pool's (or ``conn``): the answer frame, read by index.
 
         A reused connection the server closed before answering is replaced and
         the request sent again, once, when ``idempotent``. The server's error
@@ -328,10 +312,11 @@ class Pool:
         # Every binary call comes here: the common case (an idle connection, an answer of at
         # most one record whole in one read) runs inline, all else goes to _binary_rest.
         idle = self.idle
-        try:
-            conn = idle.pop()
-        except IndexError:
-            conn = Connection(self.address, self.timeout)
+        if conn is None:
+            try:
+                conn = idle.pop()
+            except IndexError:
+                conn = Connection(self.address, self.timeout)
         try:
             sock = conn.sock
             sock.sendall(request)
@@ -361,12 +346,8 @@ class Pool:
         except StaleConnection:
             if not idempotent:
                 raise
-            conn = Connection(self.address, self.timeout)
-            try:
-                frame = conn.binary(request, magic)
-            except BaseException:
-                conn.close()
-                raise
+            # once, on a new connection (a new one is never stale)
+            return self.binary(request, magic, False, Connection(self.address, self.timeout))
         except BaseException:
             conn.close()
             raise
@@ -379,7 +360,7 @@ class Pool:
         """Give a connection back; a closed one, or one past ``max_idle``, is dropped."""
         if conn.sock is None:
             return
-        if not self.closed and len(self.idle) < self.max_idle:
+        if len(self.idle) < self.max_idle:  # 0 once the pool is closed
             self.idle.append(conn)
         else:
             conn.close()

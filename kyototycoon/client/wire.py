@@ -155,25 +155,14 @@ def rpc_body_request(procedure: bytes, body: bytes, ctype: bytes, db: bytes | No
     return b"%s%d\r\n\r\n%s" % (head, len(body), body)
 
 
-def rest_target(key: bytes, db: bytes | None) -> bytes:
-    """The RESTful path of a record: ``/key``, or ``/db/key`` for another database."""
-    quoted = tsv.encode_field(key, "U")
-    return b"/" + quoted if db is None else b"/%s/%s" % (db, quoted)
-
-
-def rest_request(method: bytes, target: bytes, host: bytes, headers=None, body: bytes = b"") -> bytes:
-    """A RESTful request (GET, HEAD, PUT, DELETE) on a record's path."""
-    return http.build_request(method, target, headers, body, host=host)
-
-
 _REST_TAILS: dict[bytes, bytes] = {}
 
 
 def rest_key_request(method: bytes, key: bytes, db: bytes | None, host: bytes) -> bytes:
-    """A bodiless GET, HEAD or DELETE of a record: ``rest_request(method, rest_target(key, db), host)``.
+    """A bodiless GET, HEAD or DELETE of a record's path: ``/key``, or ``/db/key`` for another database.
 
-    Built in one join, the request line's end and Host cached per host: ``get``
-    builds one a call.
+    The bytes :func:`~kyototycoon.protocol.http.build_request` writes, built in one
+    join, the request line's end and Host cached per host: ``get`` builds one a call.
     """
     tail = _REST_TAILS.get(host)
     if tail is None:

@@ -38,19 +38,8 @@ def kernel_module_name(spec_name: str) -> str:
     return f"_k_{spec_name}"
 
 
-def _kernels(spec: ModuleType) -> list[dict]:
-    return [k for name, ir in walk_module(spec.SCHEMAS).items() if (k := kernel_plan(name, ir))]
-
-
-def _ones(spec: ModuleType) -> list[dict]:
-    """The one-record codec plans of a module's frames, named."""
-    irs = walk_module(spec.SCHEMAS)
-    plans = {name: one_record_plan(ir, StructTable()) for name, ir in irs.items()}
-    return [{**plan, "frame": name} for name, plan in plans.items() if plan]
-
-
-def _kernel_body(spec: ModuleType) -> str | None:
-    kernels = _kernels(spec)
+def _kernel_body(spec: ModuleType, kernels: list[dict], frames: list[dict]) -> str | None:
+    """C source (without its digest line) of a module's bulk loops and one-record codecs."""
     if not kernels:  # only the bulk frames are worth an extension; their one-record codecs come along
         return None
     source = Path(inspect.getsourcefile(spec))
@@ -60,20 +49,13 @@ def _kernel_body(spec: ModuleType) -> str | None:
         spec_digest=hashlib.sha256(source.read_bytes()).hexdigest(),
         module_name=kernel_module_name(spec.__name__.rsplit(".", 1)[-1]),
         kernels=kernels,
-        ones=_ones(spec),
+        ones=[{**f["one"], "frame": f["name"]} for f in frames if f["one"]],
     )
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
-def render_kernels(spec: ModuleType) -> str | None:
-    """C source of the bulk-record loops of one spec module, or None when it has no bulk frame.
-
-    It carries the sha256 of the rest of its text, and the Python module
-    rendered with it checks that digest before using the built extension.
-    """
-    body = _kernel_body(spec)
-    if body is None:
-        return None
+def _with_digest(body: str) -> str:
+    """The C source carrying the sha256 of the rest of its text, which the Python module checks."""
     digest = hashlib.sha256(body.encode()).hexdigest()
     anchor = "#include <string.h>\n"
     return body.replace(anchor, f'{anchor}\n#define SOURCE_DIGEST "{digest}"\n', 1)
@@ -97,17 +79,26 @@ def _frame_context(name: str, ir: StructIR, structs: StructTable, kernels: dict[
         "decode": decode,
         "result_args": ", ".join(var(0, v) for v in values),
         "one": one_record_plan(ir, structs),
-        "kernel": kernels.get(name),
     }
 
 
 def render_module(spec: ModuleType) -> str:
     """Source text of the codec module for one spec module."""
+    return _render(spec)[0]
+
+
+def render_kernels(spec: ModuleType) -> str | None:
+    """C source of the bulk-record loops of one spec module, or None when it has no bulk frame."""
+    return _render(spec)[1]
+
+
+def _render(spec: ModuleType) -> tuple[str, str | None]:
+    """The codec module of one spec module and the C source of its extension (None: none)."""
     irs = walk_module(spec.SCHEMAS)
     structs = StructTable()
-    kernels = {k["frame"]: k for k in _kernels(spec)}
-    kernel_source = _kernel_body(spec)
+    kernels = {name: k for name, ir in irs.items() if (k := kernel_plan(name, ir))}
     frames = [_frame_context(name, ir, structs, kernels) for name, ir in irs.items()]
+    kernel_source = _kernel_body(spec, list(kernels.values()), frames)
     classes: list[StructIR] = []
     item_fields: dict[str, list[str]] = {}
     for name, ir in irs.items():
@@ -138,14 +129,15 @@ def render_module(spec: ModuleType) -> str:
         kernel_digest=hashlib.sha256(kernel_source.encode()).hexdigest() if kernel_source else None,
     )
     # The spec is the only input: identical spec, identical bytes out.
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    module = "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return module, None if kernel_source is None else _with_digest(kernel_source)
 
 
 def render_all() -> dict[str, str]:
     """File name -> source of every generated module."""
-    files = {name + ".py": render_module(module) for name, module in SPEC_MODULES.items()}
+    files = {}
     for name, module in SPEC_MODULES.items():
-        c_source = render_kernels(module)
+        files[name + ".py"], c_source = _render(module)
         if c_source is not None:
             files[kernel_module_name(name) + ".c"] = c_source
     files["__init__.py"] = (
