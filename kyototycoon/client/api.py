@@ -32,12 +32,14 @@ from .wire import (
     bulk_answer,
     column,
     db_index,
+    db_param,
     db_query,
     expire_xt,
     key_bytes,
     key_text,
     prefixed,
     ranked_keys,
+    raw_record,
     rest_key_request,
     rpc_body_request,
     rpc_dict,
@@ -71,7 +73,7 @@ def _bulk_records(kv_dict: Mapping[Any, Any], pack: Callable[[Any], bytes], pref
 
 
 def _db_or_none(db: object) -> bytes | None:
-    """``DB`` for a request; the first database (``0``) is the server's default, so it is left out."""
+    """A RESTful path's database segment; the first database (``0``) is the default, so it is left out."""
     return None if db == 0 and type(db) is int else db_query(db)
 
 
@@ -184,17 +186,23 @@ class KyotoTycoon:
     def _rpc(self, name: str, pairs: Pairs, db: object = None, conn: Connection | None = None,
              timeout: float | None = None) -> Response:
         proc = PROCEDURES[name]
-        # _db_or_none inlined: every RPC call passes here
-        dbq = None if db is None or not proc.uses_db or (db == 0 and type(db) is int) else db_query(db)
-        request = rpc_request(proc.path, pairs, dbq, self._host)
+        # the first database (0) is the server's default, so DB is left out for it
+        dbp = None if db is None or not proc.uses_db or (db == 0 and type(db) is int) else db_param(db)
+        request = rpc_request(proc.path, pairs, dbp, self._host)
         return self._http(request, _POST, proc.idempotent, conn, timeout)
 
-    def _rpc_body(self, name: str, body: bytes, ctype: bytes, db: object = None) -> Response:
-        """Like :meth:`_rpc`, for a TSV ``body`` already encoded as ``ctype`` says."""
+    def _rpc_raw(self, name: str, body: bytes, db: object = None) -> Response | None:
+        """Like :meth:`_rpc`, for a body already in raw TSV; None when ``db`` needs a column encoding.
+
+        ``DB`` joins the body, as in :func:`~kyototycoon.client.wire.rpc_request`.
+        """
         proc = PROCEDURES[name]
-        dbq = _db_or_none(db) if (proc.uses_db and db is not None) else None
-        request = rpc_body_request(proc.path, body, ctype, dbq, self._host)
-        return self._http(request, _POST, proc.idempotent)
+        if proc.uses_db and db is not None and not (db == 0 and type(db) is int):
+            line = raw_record(b"DB", db_param(db))
+            if line is None:
+                return None
+            body += line
+        return self._http(rpc_body_request(proc.path, body, _RAW_TSV, self._host), _POST, proc.idempotent)
 
     def _call(self, name: str, pairs: Pairs, db: object = None, missing: Any = RAISE,
               conn: Connection | None = None) -> Any:
@@ -221,7 +229,7 @@ class KyotoTycoon:
         pairs = [(key_bytes(k, "params key"), key_bytes(v, "params value")) for k, v in items]
         proc = PROCEDURES.get(procedure)
         path = procedure.encode("utf-8") if proc is None else proc.path
-        request = rpc_request(path, pairs, None if db is None else db_query(db), self._host)
+        request = rpc_request(path, pairs, None if db is None else db_param(db), self._host)
         resp = self._http(request, _POST, proc is not None and proc.idempotent)
         if resp.status != 200:
             raise answer_error(resp, procedure)
@@ -497,9 +505,9 @@ class KyotoTycoon:
         is_atomic = self.atomic if atomic is None else atomic
         # str keys: request and answer in a few whole-body steps, not a step a record
         fast = str_keys_body(keys, is_atomic)
-        if fast is not None:
-            body, wanted = fast
-            resp = self._rpc_body("get_bulk", body, _RAW_TSV, db)
+        resp = None if fast is None else self._rpc_raw("get_bulk", fast[0], db)
+        if resp is not None:
+            wanted = fast[1]  # type: ignore[index]
             if resp.status != 200:
                 raise answer_error(resp, "get_bulk")
             out = bulk_answer(resp, wanted)

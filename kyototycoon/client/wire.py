@@ -55,15 +55,21 @@ def key_text(key: bytes) -> str | bytes:
         return key
 
 
-def db_query(db: object) -> bytes:
-    """The ``DB`` value for a database index (``int``) or name (``str``)."""
+def db_param(db: object) -> bytes:
+    """The ``DB`` parameter's value for a database index (``int``) or name (``str``), unencoded."""
     if type(db) is int:
         if db < 0:
             raise ValueError(f"db must not be negative, got {db}")
         return b"%d" % db
     if isinstance(db, str):
-        return tsv.encode_field(db.encode("utf-8"), "U")
+        return db.encode("utf-8")
     raise TypeError(f"db must be an int index or a str name, not {type(db).__name__}")
+
+
+def db_query(db: object) -> bytes:
+    """A database index or name as a RESTful path segment (``/db/key``): URL-encoded."""
+    raw = db_param(db)
+    return raw if type(db) is int else tsv.encode_field(raw, "U")
 
 
 def db_index(db: object) -> int:
@@ -130,29 +136,41 @@ def encode_tsv(pairs: Pairs) -> tuple[bytes, bytes]:
 
 
 def rpc_request(procedure: bytes, pairs: Pairs, db: bytes | None, host: bytes) -> bytes:
-    """``POST /rpc/<procedure>[?DB=db]`` with ``pairs`` as its TSV body."""
-    body, ctype = encode_tsv(pairs)
-    return rpc_body_request(procedure, body, ctype, db, host)
+    """``POST /rpc/<procedure>`` with ``pairs`` and ``DB=db`` (unless None) as its TSV body.
+
+    ``DB`` goes in the body, encoded like every other field, never in the URL:
+    ktserver merges the query string into the body's map and then decodes
+    every entry with the body's column encoding, so under ``colenc=B`` a
+    ``?DB=1`` turns into garbage and the request lands in database 0.
+    """
+    body, ctype = encode_tsv(pairs if db is None else [*pairs, (b"DB", db)])
+    return rpc_body_request(procedure, body, ctype, host)
 
 
-_RPC_HEADS: dict[tuple[bytes, bytes | None, bytes, bytes], bytes] = {}
+_RPC_HEADS: dict[tuple[bytes, bytes, bytes], bytes] = {}
 
 
-def rpc_body_request(procedure: bytes, body: bytes, ctype: bytes, db: bytes | None, host: bytes) -> bytes:
-    """``POST /rpc/<procedure>[?DB=db]`` with a TSV ``body`` already encoded as ``ctype`` says.
+def rpc_body_request(procedure: bytes, body: bytes, ctype: bytes, host: bytes) -> bytes:
+    """``POST /rpc/<procedure>`` with a TSV ``body`` already encoded as ``ctype`` says.
 
     The bytes :func:`~kyototycoon.protocol.http.build_request` writes; all but the
-    length and body are cached, as every RPC call writes them.
+    length and body are cached, as every RPC call writes them. The target never
+    has a query string (see :func:`rpc_request`).
     """
-    key = (procedure, db, host, ctype)
+    key = (procedure, host, ctype)
     head = _RPC_HEADS.get(key)
     if head is None:
-        target = b"/rpc/" + procedure if db is None else b"/rpc/%s?DB=%s" % (procedure, db)
-        head = b"POST %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nContent-Length: " % (
-            target, host, _TSV_HEADER, ctype)
+        head = b"POST /rpc/%s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nContent-Length: " % (
+            procedure, host, _TSV_HEADER, ctype)
         if len(_RPC_HEADS) < 256:
             _RPC_HEADS[key] = head
     return b"%s%d\r\n\r\n%s" % (head, len(body), body)
+
+
+def raw_record(name: bytes, value: bytes) -> bytes | None:
+    """``name<TAB>value<LF>`` for a raw TSV body, or None when a byte needs a column encoding."""
+    line = b"%s\t%s\n" % (name, value)
+    return line if len(line.translate(None, _NOT_RAW)) == len(line) - 2 else None
 
 
 _REST_TAILS: dict[bytes, bytes] = {}

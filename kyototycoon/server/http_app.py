@@ -61,20 +61,44 @@ def parse_xt_header(value: str) -> int:
 
 
 def _rpc_params(request: Request) -> dict[bytes, bytes]:
-    """Query string first, then the body (form or TSV in any column encoding); later values win."""
-    pairs = tsv.parse_query(request.query, lenient=True) if request.query else []
-    if request.body:
-        ctype = request.headers.get("content-type", "")
-        low = ctype.lower()
-        if low.startswith("application/x-www-form-urlencoded"):
-            pairs += tsv.parse_form(request.body, lenient=True)
-        elif low.startswith("text/tab-separated-values"):
-            try:
-                colenc = tsv.parse_content_type(ctype)[1]
-            except errors.ProtocolError:
-                colenc = None  # ktserver leaves fields of an unknown encoding as they are
-            pairs += tsv.decode_records(request.body, colenc, lenient=True)
-    return dict(pairs)
+    """The parameter map of a TSV-RPC request, built as ktserver's ``RPCServer`` builds it.
+
+    The query string and then the body go into one map (later entries win).
+    Under a TSV body's ``colenc``, the whole map is then decoded with it:
+    the query's entries too, although they were URL-decoded already. So on
+    a real server ``?DB=1`` with a ``colenc=B`` body names no database, and
+    the request lands in database 0. Clients must put such parameters in the
+    body; this server reproduces the rule so that code tested here behaves
+    the same there.
+    """
+    params = dict(tsv.parse_query(request.query, lenient=True)) if request.query else {}
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        return params
+    low = ctype.lower()
+    if low.startswith("application/x-www-form-urlencoded"):
+        params.update(tsv.parse_form(request.body, lenient=True))
+    elif low.startswith("text/tab-separated-values"):
+        try:
+            colenc = tsv.parse_content_type(ctype)[1]
+        except errors.ProtocolError:
+            colenc = None  # ktserver leaves fields of an unknown encoding as they are
+        params.update(tsv.decode_records(request.body, None, lenient=True))
+        if colenc is not None:
+            params = _decode_map(params, colenc)
+    return params
+
+
+def _decode_map(params: dict[bytes, bytes], colenc: str) -> dict[bytes, bytes]:
+    """ktserver's ``tsvmapdecode``: every entry decoded, in the map's key order, later ones winning.
+
+    Each field is read as a C string, so it ends at its first NUL byte.
+    """
+    out = {}
+    for raw in sorted(params):
+        key = tsv.decode_field(raw.partition(b"\0")[0], colenc, lenient=True)
+        out[key] = tsv.decode_field(params[raw].partition(b"\0")[0], colenc, lenient=True)
+    return out
 
 
 async def handle_http(server: Server, session: Session, request: Request) -> bytes:
