@@ -1,11 +1,15 @@
 """Client CPU cost per operation: this package against python-kyototycoon-ng, ukt and a raw-socket floor.
 
 Measures ``time.process_time()`` of this process only (the server runs in
-another process) for get/set of one 100-byte value and get_bulk/set_bulk of
-100 records, over HTTP and the binary protocol, all with bytes values.
+another process) for get/set of one value and get_bulk/set_bulk of 100
+records, over HTTP and the binary protocol, for three kinds of values: 100
+ASCII bytes, 100 random bytes (colenc=B over HTTP) and a small dict through
+the pickle packer (each peer with its own pickle serializer). The floor
+sends prebuilt request bytes and reads the known answer length; its HTTP
+get and set are RESTful (GET, PUT).
 
-    python bench/bench_client.py                   # starts bench/fake_server.py itself
-    python bench/bench_client.py --host H --port P  # any server ("bench:" records are overwritten)
+    python bench/bench_client.py                   # starts the embedded server itself
+    python bench/bench_client.py --host H --port P  # any server, a real ktserver too ("bench:" records)
 
 python-kyototycoon-ng takes the import name ``kyototycoon`` too, so it must
 not be installed next to this package: install it aside with
@@ -17,33 +21,51 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import random
 import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kyototycoon import KT_PACKER_BYTES, KyotoTycoon  # noqa: E402
+from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KyotoTycoon  # noqa: E402
 from kyototycoon._codec import binary as codec  # noqa: E402
+from kyototycoon.packers import make_packer  # noqa: E402
+from kyototycoon.protocol import tsv  # noqa: E402
 from kyototycoon.spec.binary import XT_NONE  # noqa: E402
 
-VALUE = b"v" * 100
 KEY = "bench:key"
-BULK = {f"bench:{i:04d}": VALUE for i in range(100)}
+KEYS = [f"bench:{i:04d}" for i in range(100)]
 OPS = ("get", "set", "get_bulk", "set_bulk")
-TARGETS = [  # (op, protocol, client, reference, at most)
-    ("get", "binary", "kyototycoon", "floor", 1.25),
-    ("set", "binary", "kyototycoon", "floor", 1.25),
-    ("get", "http", "kyototycoon", "floor", 2.0),
-    ("get_bulk", "binary", "kyototycoon", "ukt", 0.4),
-    ("set_bulk", "binary", "kyototycoon", "ukt", 0.6),
-    ("get_bulk", "http", "kyototycoon", "ukt", 0.5),
-    ("set_bulk", "http", "kyototycoon", "ukt", 0.5),
-]
+#: the values every row is measured with: what the ASCII fast paths see, what real data looks like
+#: (bytes that need colenc=B over HTTP) and what the default packer stores (a pickled dict)
+KINDS = {
+    "ascii": b"v" * 100,
+    "random": random.Random(0).randbytes(100),
+    "pickled": {"id": 12345, "name": "ada lovelace", "tags": ["a", "b"], "score": 0.5},
+}
+TARGETS = {  # (protocol, op) -> (reference, at most)
+    ("binary", "get"): ("floor", 1.15),
+    ("binary", "set"): ("floor", 1.15),
+    ("http", "get"): ("floor", 1.5),
+    ("http", "set"): ("floor", 1.6),
+    ("binary", "get_bulk"): ("ukt", 0.35),
+    ("binary", "set_bulk"): ("ukt", 0.45),
+    ("http", "get_bulk"): ("ukt", 0.35),
+    ("http", "set_bulk"): ("ukt", 0.35),
+}
+
+
+def stored(kind: str) -> bytes:
+    """The bytes a value of ``kind`` is stored as (what the floor sends and reads)."""
+    value = KINDS[kind]
+    # the client's own pickling: the floor's set must leave the record the gets read unchanged
+    return value if isinstance(value, bytes) else make_packer(KT_PACKER_PICKLE, None)[0](value)
 
 
 # ---------------------------------------------------------------- the floor
@@ -85,30 +107,30 @@ class RawFloor:
         return run
 
 
-def floor_requests(host: str) -> dict[str, dict[str, bytes]]:
+def floor_requests(host: str, kind: str) -> dict[str, dict[str, bytes]]:
+    """Prebuilt requests of every row: the HTTP ones RESTful where one exists (GET, PUT)."""
     h = host.encode()
-    bulk_body = b"".join(b"_%s\t%s\n" % (k.encode(), v) for k, v in BULK.items())
-    keys_body = b"".join(b"_%s\t\n" % k.encode() for k in BULK)
-    ct = b"Content-Type: text/tab-separated-values\r\n"
+    value = stored(kind)
+    bulk_body, colenc = tsv.encode_records([(b"_" + k.encode(), value) for k in KEYS], tsv.AUTO)
+    keys_body = b"".join(b"_%s\t\n" % k.encode() for k in KEYS)
 
-    def post(proc: bytes, body: bytes) -> bytes:
-        return b"POST /rpc/%s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n%s" % (
-            proc, h, ct, len(body), body)
+    def post(proc: bytes, body: bytes, enc: str | None = None) -> bytes:
+        return b"POST /rpc/%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            proc, h, tsv.content_type(enc), len(body), body)
 
     return {
         "http": {
             "get": b"GET /bench%%3akey HTTP/1.1\r\nHost: %s\r\n\r\n" % h,
             "set": b"PUT /bench%%3akey HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s"
-            % (h, len(VALUE), VALUE),
+            % (h, len(value), value),
             "get_bulk": post(b"get_bulk", keys_body),
-            "set_bulk": post(b"set_bulk", bulk_body),
+            "set_bulk": post(b"set_bulk", bulk_body, colenc),
         },
         "binary": {
             "get": codec.encode_get_bulk_request(0, [(0, KEY.encode())]),
-            "set": codec.encode_set_bulk_request(0, [(0, XT_NONE, KEY.encode(), VALUE)]),
-            "get_bulk": codec.encode_get_bulk_request(0, [(0, k.encode()) for k in BULK]),
-            "set_bulk": codec.encode_set_bulk_request(
-                0, [(0, XT_NONE, k.encode(), v) for k, v in BULK.items()]),
+            "set": codec.encode_set_bulk_request(0, [(0, XT_NONE, KEY.encode(), value)]),
+            "get_bulk": codec.encode_get_bulk_request(0, [(0, k.encode()) for k in KEYS]),
+            "set_bulk": codec.encode_set_bulk_request(0, [(0, XT_NONE, k.encode(), value) for k in KEYS]),
         },
     }
 
@@ -116,12 +138,18 @@ def floor_requests(host: str) -> dict[str, dict[str, bytes]]:
 # ---------------------------------------------------------------- the clients
 
 
-def ours(host: str, port: int, protocol: str) -> dict[str, Callable[[], object]]:
-    kt = KyotoTycoon(binary=protocol == "binary", pack_type=KT_PACKER_BYTES)
+def _ops(get, set_, get_bulk, set_bulk, kind: str) -> dict[str, Callable[[], object]]:
+    value = KINDS[kind]
+    bulk = dict.fromkeys(KEYS, value)
+    return {"get": lambda: get(KEY), "set": lambda: set_(KEY, value),
+            "get_bulk": lambda: get_bulk(KEYS), "set_bulk": lambda: set_bulk(bulk)}
+
+
+def ours(host: str, port: int, protocol: str, kind: str) -> dict[str, Callable[[], object]]:
+    kt = KyotoTycoon(binary=protocol == "binary",
+                     pack_type=KT_PACKER_PICKLE if kind == "pickled" else KT_PACKER_BYTES)
     kt.open(host, port)
-    keys = list(BULK)
-    return {"get": lambda: kt.get(KEY), "set": lambda: kt.set(KEY, VALUE),
-            "get_bulk": lambda: kt.get_bulk(keys), "set_bulk": lambda: kt.set_bulk(BULK)}
+    return _ops(kt.get, kt.set, kt.get_bulk, kt.set_bulk, kind)
 
 
 def load_ng(path: Path):
@@ -137,25 +165,21 @@ def load_ng(path: Path):
     return module
 
 
-def ng(host: str, port: int, protocol: str, path: Path) -> dict[str, Callable[[], object]]:
+def ng(host: str, port: int, protocol: str, kind: str, path: Path) -> dict[str, Callable[[], object]]:
     mod = load_ng(path)
-    kt = mod.KyotoTycoon(binary=protocol == "binary", pack_type=mod.KT_PACKER_BYTES)
+    kt = mod.KyotoTycoon(binary=protocol == "binary",
+                         pack_type=mod.KT_PACKER_PICKLE if kind == "pickled" else mod.KT_PACKER_BYTES)
     kt.open(host, port)
-    keys = list(BULK)
-    return {"get": lambda: kt.get(KEY), "set": lambda: kt.set(KEY, VALUE),
-            "get_bulk": lambda: kt.get_bulk(keys), "set_bulk": lambda: kt.set_bulk(BULK)}
+    return _ops(kt.get, kt.set, kt.get_bulk, kt.set_bulk, kind)
 
 
-def ukt(host: str, port: int, protocol: str) -> dict[str, Callable[[], object]]:
+def ukt(host: str, port: int, protocol: str, kind: str) -> dict[str, Callable[[], object]]:
     import ukt as mod
 
-    kt = mod.KyotoTycoon(host, port, serializer=mod.KT_NONE)
-    keys = list(BULK)
+    kt = mod.KyotoTycoon(host, port, serializer=mod.KT_PICKLE if kind == "pickled" else mod.KT_NONE)
     if protocol == "binary":
-        return {"get": lambda: kt.get(KEY), "set": lambda: kt.set(KEY, VALUE),
-                "get_bulk": lambda: kt.get_bulk(keys), "set_bulk": lambda: kt.set_bulk(BULK)}
-    return {"get": lambda: kt.get_http(KEY), "set": lambda: kt.set_http(KEY, VALUE),
-            "get_bulk": lambda: kt.get_bulk_http(keys), "set_bulk": lambda: kt.set_bulk_http(BULK)}
+        return _ops(kt.get, kt.set, kt.get_bulk, kt.set_bulk, kind)
+    return _ops(kt.get_http, kt.set_http, kt.get_bulk_http, kt.set_bulk_http, kind)
 
 
 # ---------------------------------------------------------------- measuring
@@ -176,88 +200,120 @@ def measure(fn: Callable[[], object], seconds: float) -> float:
     return (time.process_time() - cpu0) / n * 1e6
 
 
-def start_fake_server() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_server.py"), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline())  # printed once it listens
+_SERVE = """
+import sys
+from kyototycoon.server import EmbeddedServer
+with EmbeddedServer(["%", "%"]) as srv:
+    print(srv.port, flush=True)
+    sys.stdin.read()
+"""
+
+
+def start_server(fake: bool) -> tuple[subprocess.Popen, int]:
+    """The embedded server (or bench/fake_server.py) in another process; it prints its port."""
+    cmd = ([sys.executable, str(ROOT / "bench" / "fake_server.py"), "--port", "0"] if fake
+           else [sys.executable, "-c", _SERVE])
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
     return proc, port
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="client CPU µs/op benchmark")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, help="a running server (default: start bench/fake_server.py)")
+    parser.add_argument("--port", type=int, help="a running server (default: start the embedded server)")
+    parser.add_argument("--fake", action="store_true", help="start bench/fake_server.py instead")
     parser.add_argument("--seconds", type=float, default=1.0,
-                        help="wall time per client and operation, split over the rounds")
+                        help="wall time per client, operation and kind of value, split over the rounds")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the least cost is kept)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"values to time (of {', '.join(KINDS)})")
     parser.add_argument("--ng-path", type=Path, default=ROOT / ".venv" / "peers" / "ng")
     args = parser.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
     server = None
     port = args.port
     if port is None:
-        server, port = start_fake_server()
+        server, port = start_server(args.fake)
     try:
-        run(args.host, port, args.seconds, args.ng_path, max(1, args.rounds))
+        results = run(args.host, port, args.seconds, args.ng_path, max(1, args.rounds), kinds)
     finally:
         if server is not None:
+            server.stdin.close()
             server.terminate()
             server.wait(10)
+    print_table(results, args.rounds, "the embedded server" if server and not args.fake
+                else "bench/fake_server.py" if server else f"{args.host}:{port}")
 
 
-def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int) -> None:
-    floors = floor_requests(host)
-    results: dict[tuple[str, str], dict[str, float]] = {}
-    for protocol in ("binary", "http"):
-        seed = ours(host, port, protocol)  # the records the gets read, before the floor sizes answers
-        seed["set"]()
-        seed["set_bulk"]()
-        makers = {
-            "floor": lambda p=protocol: RawFloor(host, port, floors[p]),
-            "kyototycoon": lambda p=protocol: ours(host, port, p),
-            "kyototycoon-ng 0.7.5": lambda p=protocol: ng(host, port, p, ng_path),
-            "ukt 0.4.8": lambda p=protocol: ukt(host, port, p),
-        }
-        clients = {}
-        for name, make in makers.items():
-            try:
-                clients[name.split()[0]] = make()
-            except (ImportError, OSError) as exc:
-                print(f"skipping {name} over {protocol}: {exc}", file=sys.stderr)
-        # Rounds interleave the clients, so a slow spell of the machine (or of the server)
-        # falls on all of them; each keeps its least cost, where that noise is smallest.
-        for _ in range(rounds):
-            for op in OPS:
-                for name, client in clients.items():
-                    fn = client.op(op) if isinstance(client, RawFloor) else client[op]
-                    cost = measure(fn, seconds / rounds)
-                    row = results.setdefault((protocol, op), {})
-                    row[name] = min(cost, row.get(name, cost))
-    print_table(results, rounds)
+Row = tuple[str, str, str]  # protocol, op, kind
 
 
-def print_table(results: dict[tuple[str, str], dict[str, float]], rounds: int) -> None:
+def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int, kinds: list[str]
+        ) -> dict[Row, dict[str, float]]:
+    results: dict[Row, dict[str, float]] = {}
+    failed: dict[tuple[str, str, str, str], str] = {}
+    for kind in kinds:
+        floors = floor_requests(host, kind)
+        for protocol in ("binary", "http"):
+            seed = ours(host, port, protocol, kind)  # the records the gets read, before the floor runs
+            seed["set"]()
+            seed["set_bulk"]()
+            makers: dict[str, Callable[[], object]] = {
+                "floor": partial(RawFloor, host, port, floors[protocol]),
+                "kyototycoon": partial(ours, host, port, protocol, kind),
+                "kyototycoon-ng": partial(ng, host, port, protocol, kind, ng_path),
+                "ukt": partial(ukt, host, port, protocol, kind),
+            }
+            clients = {}
+            for name, make in makers.items():
+                try:
+                    clients[name] = make()
+                except (ImportError, OSError) as exc:
+                    print(f"skipping {name} over {protocol}: {exc}", file=sys.stderr)
+            # Rounds interleave the clients, so a slow spell of the machine (or of the server)
+            # falls on all of them; each keeps its least cost, where that noise is smallest.
+            for _ in range(rounds):
+                for op in OPS:
+                    for name, client in clients.items():
+                        fn = client.op(op) if isinstance(client, RawFloor) else client[op]
+                        row = results.setdefault((protocol, op, kind), {})
+                        try:
+                            cost = measure(fn, seconds / rounds)
+                        except Exception as exc:  # noqa: BLE001 - a peer's crash is a result too
+                            failed.setdefault((protocol, op, kind, name), f"{type(exc).__name__}: {exc}")
+                            continue
+                        row[name] = min(cost, row.get(name, cost))
+    for (protocol, op, kind, name), why in failed.items():
+        print(f"{name} failed on {protocol} {op} of {kind} values: {why}", file=sys.stderr)
+    return results
+
+
+def print_table(results: dict[Row, dict[str, float]], rounds: int, server: str) -> None:
     names = ["floor", "kyototycoon", "kyototycoon-ng", "ukt"]
-    print(f"\nclient CPU µs/op ({len(VALUE)}-byte values, bulk = {len(BULK)} records; "
-          f"least of {rounds} interleaved rounds)\n")
-    header = (f"| {'protocol':8} | {'op':8} | " + " | ".join(f"{n:>14}" for n in names)
-              + " | ours/floor | ours/ukt |")
-    print(header)
-    print("|" + "|".join("-" * (len(c) + 2) for c in header.strip("|").split("|")[:-1]) + "|")
-    for (protocol, op), row in results.items():
-        cells = " | ".join(f"{row[n]:14.1f}" if n in row else f"{'-':>14}" for n in names)
+    print(f"\nclient CPU µs/op against {server} (bulk = {len(KEYS)} records; "
+          f"least of {rounds} interleaved rounds; {sys.implementation.name} {sys.version.split()[0]}, "
+          f"C loops {'on' if codec._K is not None else 'off'})\n")
+    head = ["protocol", "op", "value", *names, "ours/floor", "ours/ukt", "target", ""]
+    rows = []
+    for (protocol, op, kind), row in sorted(results.items(), key=lambda r: (r[0][0], OPS.index(r[0][1]),
+                                                                                list(KINDS).index(r[0][2]))):
         mine = row.get("kyototycoon")
-        vs_floor = f"{mine / row['floor']:.2f}x" if mine and "floor" in row else "-"
-        vs_ukt = f"{mine / row['ukt']:.2f}x" if mine and "ukt" in row else "-"
-        print(f"| {protocol:8} | {op:8} | {cells} | {vs_floor:>10} | {vs_ukt:>8} |")
-    print("\ntargets:")
-    for op, protocol, who, ref, limit in TARGETS:
-        row = results.get((protocol, op), {})
-        if who in row and ref in row:
-            ratio = row[who] / row[ref]
-            verdict = "ok" if ratio <= limit else "MISSED"
-            print(f"  {protocol:6} {op:8} {ratio:5.2f}x of {ref:5} (at most {limit}x): {verdict}")
-        else:
-            print(f"  {protocol:6} {op:8} vs {ref}: not measured")
+        ratio = {ref: f"{mine / row[ref]:.2f}x" if mine and ref in row else "-" for ref in ("floor", "ukt")}
+        ref, limit = TARGETS[(protocol, op)]
+        verdict = "-"
+        if mine and ref in row:
+            verdict = "ok" if mine / row[ref] <= limit else "MISSED"
+        rows.append([protocol, op, kind, *(f"{row[n]:.1f}" if n in row else "-" for n in names),
+                     ratio["floor"], ratio["ukt"], f"<= {limit}x {ref}", verdict])
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).rjust(w) if i > 2 else str(c).ljust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))) + " |")
 
 
 if __name__ == "__main__":
