@@ -46,15 +46,37 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES)
     parser.add_argument("--max-records", type=int, default=DEFAULT_MAX_RECORDS,
                         help="most records one binary request may carry")
+    parser.add_argument("--master", metavar="HOST:PORT", default=None,
+                        help="follow this master's update log (a replication slave; needs --rts)")
+    parser.add_argument("--rts", metavar="FILE", default=None,
+                        help="replication time stamp file: where a slave resumes (ktserver's -rts)")
+    parser.add_argument("--riv", type=float, default=0.04, metavar="SECONDS",
+                        help="replication interval, throttles applying (ktserver's -riv, default 0.04)")
     parser.add_argument("--server-name", default=None,
                         help="host:port written in REST Location headers (default localhost:PORT)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
 
+def _master(text: str | None) -> tuple[str | None, int]:
+    """``HOST:PORT`` (or ``HOST``, port 1978) of ``--master``."""
+    if not text:
+        return None, 1978
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 1978
+    if not host or not port.isdigit():
+        raise SystemExit(f"kyototycoon serve: --master wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """A :class:`ServerConfig` from parsed :func:`add_server_arguments` options."""
+    master_host, master_port = _master(args.master)
+    if master_host and not args.rts:
+        raise SystemExit("kyototycoon serve: replication requires the replication time stamp file (--rts)")
     return ServerConfig(
+        master_host=master_host, master_port=master_port, rts=args.rts, replication_interval=args.riv,
         host=args.host, port=args.port, databases=args.databases or ["%"],
         memcache_port=args.memcache_port, memcache_flags=args.memcache_flags,
         snapshot=args.snapshot, snapshot_interval=args.snapshot_interval, sid=args.sid,

@@ -43,6 +43,12 @@ class ServerConfig:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_records: int = DEFAULT_MAX_RECORDS
     replication_heartbeat: float = 1.0  # seconds between "caught up" frames to an idle slave
+    # As a replication slave (kyototycoon.server.slave): ktserver's -mhost/-mport/-rts/-riv.
+    # An RTS file makes the server a slave (tune_replication can then name a master later).
+    master_host: Optional[str] = None
+    master_port: int = 1978
+    rts: Optional[str] = None
+    replication_interval: float = 0.04
     regex_timeout: float = 1.0  # total seconds one match_regex may spend
     server_name: Optional[str] = None
     scripts: ScriptRegistry = field(default_factory=default_scripts)

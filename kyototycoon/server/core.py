@@ -34,6 +34,7 @@ from kyototycoon.server.http_app import handle_http
 from kyototycoon.server.memcache import CommandReader, handle_command
 from kyototycoon.server.replication import stream_updates
 from kyototycoon.server.rpc import Session, build_report
+from kyototycoon.server.slave import ReplicationSlave
 from kyototycoon.server.store import Store
 from kyototycoon.spec.replication import Magic as ReplicationMagic
 
@@ -79,6 +80,10 @@ class Server:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task] = set()
         self._stopped: Optional[asyncio.Event] = None
+        #: the replication slave (kyototycoon.server.slave), when the config names an RTS file
+        self.slave: Optional[ReplicationSlave] = None
+        if self.config.master_host and not self.config.rts:
+            raise ValueError("replication requires the replication time stamp file (rts)")
 
     # ------------------------------------------------------------ lifecycle
 
@@ -108,6 +113,10 @@ class Server:
         self._spawn(self._watchdog())
         if cfg.snapshot and cfg.snapshot_interval > 0:
             self._spawn(self._snapshot_every(cfg.snapshot_interval))
+        if cfg.rts:
+            self.slave = ReplicationSlave(self, cfg.rts, cfg.master_host, cfg.master_port,
+                                          cfg.replication_interval)
+            self._spawn(self.slave.run())
         _log.info("serving on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -150,7 +159,10 @@ class Server:
 
     def report(self) -> dict[bytes, bytes]:
         """The ``report`` procedure's answer."""
-        return build_report(self)
+        out = build_report(self)
+        if self.slave is not None:
+            out.update((k.encode(), v.encode()) for k, v in self.slave.report().items())
+        return out
 
     # ------------------------------------------------------------ internals
 

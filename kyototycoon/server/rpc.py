@@ -182,8 +182,10 @@ def run_script(server: Server, proc, inmap: Outmap) -> Mapping[bytes, bytes]:
 
 
 def do_tune_replication(call: Call) -> None:
-    # The embedded server is never a replication slave: ktserver without -rts answers this.
-    raise errors.NotImplementedByServer(501, "the RTS file is not set")
+    slave = call.server.slave  # kyototycoon.server.slave, when the server has an RTS file
+    if slave is None:  # what ktserver without -rts answers
+        raise errors.NotImplementedByServer(501, "the RTS file is not set")
+    slave.tune(call.params)
 
 
 def do_status(call: Call) -> Outmap:
