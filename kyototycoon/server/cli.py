@@ -52,6 +52,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="replication time stamp file: where a slave resumes (ktserver's -rts)")
     parser.add_argument("--riv", type=float, default=0.04, metavar="SECONDS",
                         help="replication interval, throttles applying (ktserver's -riv, default 0.04)")
+    parser.add_argument("--ulog", metavar="DIR", default=None,
+                        help="keep the update log in DIR (replayed at start; ktserver's -ulog)")
+    parser.add_argument("--ulog-limit", type=int, default=256 * 1024 * 1024, metavar="BYTES",
+                        help="start a new log file past this size (ktserver's -ulim, default 256 MiB)")
+    parser.add_argument("--ulog-sync", choices=("always", "interval", "never"), default="always",
+                        help="fsync each write before answering, about every second, or never")
     parser.add_argument("--server-name", default=None,
                         help="host:port written in REST Location headers (default localhost:PORT)")
     parser.add_argument("--log-level", default="INFO")
@@ -77,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit("kyototycoon serve: replication requires the replication time stamp file (--rts)")
     return ServerConfig(
         master_host=master_host, master_port=master_port, rts=args.rts, replication_interval=args.riv,
+        ulog=args.ulog, ulog_limit=args.ulog_limit, ulog_sync=args.ulog_sync,
         host=args.host, port=args.port, databases=args.databases or ["%"],
         memcache_port=args.memcache_port, memcache_flags=args.memcache_flags,
         snapshot=args.snapshot, snapshot_interval=args.snapshot_interval, sid=args.sid,

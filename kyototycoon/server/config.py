@@ -49,6 +49,10 @@ class ServerConfig:
     master_port: int = 1978
     rts: Optional[str] = None
     replication_interval: float = 0.04
+    # The update log on disk (kyototycoon.server.ulog_file): ktserver's -ulog/-ulim, and when to fsync.
+    ulog: Optional[str] = None
+    ulog_limit: int = 256 * 1024 * 1024
+    ulog_sync: str = "always"  # always | interval | never
     regex_timeout: float = 1.0  # total seconds one match_regex may spend
     server_name: Optional[str] = None
     scripts: ScriptRegistry = field(default_factory=default_scripts)

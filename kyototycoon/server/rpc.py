@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 from kyototycoon import errors
+from kyototycoon.server import ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
 
@@ -321,6 +322,8 @@ PROCEDURES: dict[str, Procedure] = {
     "report": Procedure(do_report, None),
     "play_script": Procedure(do_play_script, None, counter="script"),
     "tune_replication": Procedure(do_tune_replication, None),
+    "ulog_list": Procedure(ulog_file.do_ulog_list, None),
+    "ulog_remove": Procedure(ulog_file.do_ulog_remove, None),
     "status": Procedure(do_status),
     "clear": Procedure(do_clear),
     "synchronize": Procedure(do_synchronize),
