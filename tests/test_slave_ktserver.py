@@ -41,7 +41,7 @@ class KtServer:
         self.host = "127.0.0.1"
         self.port = _low_port()
         base = tmp_path / name
-        base.mkdir()
+        base.mkdir(exist_ok=True)
         self.base = base
         self.proc = subprocess.Popen(
             [KTSERVER, "-host", self.host, "-port", str(self.port), "-ulog", str(base / "ulog"),
@@ -156,3 +156,29 @@ def test_dual_masters_with_a_real_server(tmp_path, kt_factory):
         assert len(log_of(ours)) == before  # no echo
     finally:
         ours.stop()
+
+
+def test_a_real_server_reads_our_ulog_files(tmp_path):
+    ulog = tmp_path / "kt" / "ulog"  # where KtServer points ktserver's -ulog
+    with EmbeddedServer(ulog=str(ulog), sid=5) as ours:
+        ko = client(ours)
+        ko.set_bulk({f"k{i}": b"v%d" % i for i in range(10)})
+        ko.remove("k3")
+        ours_log = [(r.ts, r.sid, r.op, r.key) for r in log_of(ours)]
+    kt = KtServer(tmp_path, "kt", "-sid", "1")
+    try:
+        got = []
+        with KyotoSlave(999, kt.host, kt.port, timeout=5) as slave:
+            watchdog = threading.Timer(10, slave.stop)
+            watchdog.start()
+            for event in slave.consume(from_ts=0):
+                got.append((event["ts"], event["sid"], event["op"], event["key"]))
+                if len(got) == len(ours_log):
+                    break
+            watchdog.cancel()
+        assert got == ours_log
+        listed = kt.client().ulog_list()
+        assert [(os.path.basename(p), size) for p, size, _ in listed] == [
+            ("0000000001.ulog", os.path.getsize(ulog / "0000000001.ulog"))]
+    finally:
+        kt.stop()
