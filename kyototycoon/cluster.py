@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import inspect
 import itertools
 import struct
 import threading
@@ -248,8 +249,6 @@ def _public_methods() -> dict[str, Callable[..., Any]]:
 
 def _keyed_methods() -> frozenset[str]:
     """Methods on one record: those whose first parameter is the key (found by introspection)."""
-    import inspect
-
     out = set()
     for name, func in _public_methods().items():
         params = list(inspect.signature(func).parameters)

@@ -18,6 +18,7 @@ from kyototycoon.server.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_TIMEOUT,
     DEFAULT_ULOG_BYTES,
+    DEFAULT_ULOG_LIMIT,
     ServerConfig,
 )
 from kyototycoon.server.core import Server
@@ -54,7 +55,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="replication interval, throttles applying (ktserver's -riv, default 0.04)")
     parser.add_argument("--ulog", metavar="DIR", default=None,
                         help="keep the update log in DIR (replayed at start; ktserver's -ulog)")
-    parser.add_argument("--ulog-limit", type=int, default=256 * 1024 * 1024, metavar="BYTES",
+    parser.add_argument("--ulog-limit", type=int, default=DEFAULT_ULOG_LIMIT, metavar="BYTES",
                         help="start a new log file past this size (ktserver's -ulim, default 256 MiB)")
     parser.add_argument("--ulog-sync", choices=("always", "interval", "never"), default="always",
                         help="fsync each write before answering, about every second, or never")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from kyototycoon import errors
 from kyototycoon._codec import replication as codec
+from kyototycoon.server.config import DEFAULT_ULOG_LIMIT
 from kyototycoon.server.replication import encode_record
 from kyototycoon.server.store import LogRecord, Store
 from kyototycoon.spec.replication import XT_SIZE, Op
@@ -42,8 +43,7 @@ META, BEGIN, END = 0xA0, 0xA1, 0xA2
 _HEAD = struct.Struct(">BQQ")  # magic, valid size, greatest timestamp
 _ENTRY = struct.Struct(">BQI")  # magic, timestamp, message size
 SUFFIX = ".ulog"
-#: ktserver's default -ulim: 256 MiB a file
-DEFAULT_LIMIT = 256 * 1024 * 1024
+DEFAULT_LIMIT = DEFAULT_ULOG_LIMIT
 SYNC_POLICIES = ("always", "interval", "never")
 
 
