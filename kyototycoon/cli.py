@@ -258,6 +258,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ulog_list(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        for path, size, ts in kt.ulog_list():
+            print(f"{path}\t{size}\t{ts}")
+    return 0
+
+
+def cmd_ulog_remove(args: argparse.Namespace) -> int:
+    with connect(args) as kt:
+        kt.ulog_remove(args.ts)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with connect(args) as kt:
         _print_table(kt.status(db=db_of(args)))
@@ -492,6 +505,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("report", "print the server's report", cmd_report),
     Command("status", "print a database's status", cmd_status),
     Command("clear", "remove every record of a database", cmd_clear),
+    Command("ulog-list", "list the server's update-log files: path, size, greatest timestamp", cmd_ulog_list),
+    Command("ulog-remove", "delete update-log files up to a timestamp (never the current one)",
+            cmd_ulog_remove,
+            (arg("ts", nargs="?", type=int, help="log timestamp (default: all but the current)"),)),
     Command("tail", "follow the replication stream, one JSON object per event", cmd_tail, (
         *START_OPTIONS,
         arg("--sid", type=int, default=TAIL_SID, help=f"server id to announce (default {TAIL_SID})"),

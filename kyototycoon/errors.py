@@ -43,6 +43,19 @@ class TimedOut(ConnectionLost):
         super().__init__(f"timed out after {timeout} s waiting for {what}")
 
 
+class ServerUnavailable(ConnectionLost):
+    """A server of a cluster client failed or is marked dead; ``server`` names it (``host:port``).
+
+    ``partial`` holds what the other servers answered to a call that spanned
+    several (a bulk or fan-out call), merged as the call would have returned it.
+    """
+
+    def __init__(self, message: str, server: str, partial: object = None):
+        self.server = server
+        self.partial = partial
+        super().__init__(message)
+
+
 class ServerError(KyotoTycoonException):
     """The server answered with an error.
 

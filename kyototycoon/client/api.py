@@ -299,6 +299,20 @@ class KyotoTycoon:
         self._call("tune_replication", pairs)
         return True
 
+    def ulog_list(self) -> list[tuple[str, int, int]]:
+        """The server's update-log files as ``(path, size, greatest timestamp)``, in file order."""
+        out = []
+        for path, value in sorted(self._call("ulog_list", []).items()):
+            size, _, top = value.partition(b":")
+            out.append((path.decode("utf-8", "surrogateescape"), int(size), int(top or 0)))
+        return out
+
+    def ulog_remove(self, ts: int | None = None) -> bool:
+        """Delete the update-log files whose records are all at or before ``ts`` (None: all but
+        the current file; the current one is never deleted); True."""
+        self._call("ulog_remove", [] if ts is None else [(b"ts", _limit(ts, "ts"))])  # type: ignore[list-item]
+        return True
+
     def signal(self, name: str | bytes, broadcast: bool = False) -> int:
         """Send the named condition signal (to every waiter if ``broadcast``); how many were woken."""
         pairs = [(b"SIGNAL", key_bytes(name, "name"))]

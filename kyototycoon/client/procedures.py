@@ -30,6 +30,8 @@ PROCEDURES: dict[str, Procedure] = _table(
     ("report", True, False),
     ("play_script", False, False),
     ("tune_replication", True, False),
+    ("ulog_list", True, False),
+    ("ulog_remove", False, False),
     ("status", True, True),
     ("clear", True, True),
     ("synchronize", True, True),

@@ -18,6 +18,7 @@ from kyototycoon.server.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_TIMEOUT,
     DEFAULT_ULOG_BYTES,
+    DEFAULT_ULOG_LIMIT,
     ServerConfig,
 )
 from kyototycoon.server.core import Server
@@ -46,15 +47,44 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES)
     parser.add_argument("--max-records", type=int, default=DEFAULT_MAX_RECORDS,
                         help="most records one binary request may carry")
+    parser.add_argument("--master", metavar="HOST:PORT", default=None,
+                        help="follow this master's update log (a replication slave; needs --rts)")
+    parser.add_argument("--rts", metavar="FILE", default=None,
+                        help="replication time stamp file: where a slave resumes (ktserver's -rts)")
+    parser.add_argument("--riv", type=float, default=0.04, metavar="SECONDS",
+                        help="replication interval, throttles applying (ktserver's -riv, default 0.04)")
+    parser.add_argument("--ulog", metavar="DIR", default=None,
+                        help="keep the update log in DIR (replayed at start; ktserver's -ulog)")
+    parser.add_argument("--ulog-limit", type=int, default=DEFAULT_ULOG_LIMIT, metavar="BYTES",
+                        help="start a new log file past this size (ktserver's -ulim, default 256 MiB)")
+    parser.add_argument("--ulog-sync", choices=("always", "interval", "never"), default="always",
+                        help="fsync each write before answering, about every second, or never")
     parser.add_argument("--server-name", default=None,
                         help="host:port written in REST Location headers (default localhost:PORT)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
 
+def _master(text: str | None) -> tuple[str | None, int]:
+    """``HOST:PORT`` (or ``HOST``, port 1978) of ``--master``."""
+    if not text:
+        return None, 1978
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 1978
+    if not host or not port.isdigit():
+        raise SystemExit(f"kyototycoon serve: --master wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """A :class:`ServerConfig` from parsed :func:`add_server_arguments` options."""
+    master_host, master_port = _master(args.master)
+    if master_host and not args.rts:
+        raise SystemExit("kyototycoon serve: replication requires the replication time stamp file (--rts)")
     return ServerConfig(
+        master_host=master_host, master_port=master_port, rts=args.rts, replication_interval=args.riv,
+        ulog=args.ulog, ulog_limit=args.ulog_limit, ulog_sync=args.ulog_sync,
         host=args.host, port=args.port, databases=args.databases or ["%"],
         memcache_port=args.memcache_port, memcache_flags=args.memcache_flags,
         snapshot=args.snapshot, snapshot_interval=args.snapshot_interval, sid=args.sid,

@@ -15,6 +15,8 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_RECORDS = 1_000_000
 DEFAULT_ULOG_BYTES = 64 * 1024 * 1024
+#: ktserver's default -ulim: a new update-log file past 256 MiB
+DEFAULT_ULOG_LIMIT = 256 * 1024 * 1024
 
 
 @dataclass
@@ -43,6 +45,16 @@ class ServerConfig:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_records: int = DEFAULT_MAX_RECORDS
     replication_heartbeat: float = 1.0  # seconds between "caught up" frames to an idle slave
+    # As a replication slave (kyototycoon.server.slave): ktserver's -mhost/-mport/-rts/-riv.
+    # An RTS file makes the server a slave (tune_replication can then name a master later).
+    master_host: Optional[str] = None
+    master_port: int = 1978
+    rts: Optional[str] = None
+    replication_interval: float = 0.04
+    # The update log on disk (kyototycoon.server.ulog_file): ktserver's -ulog/-ulim, and when to fsync.
+    ulog: Optional[str] = None
+    ulog_limit: int = DEFAULT_ULOG_LIMIT
+    ulog_sync: str = "always"  # always | interval | never
     regex_timeout: float = 1.0  # total seconds one match_regex may spend
     server_name: Optional[str] = None
     scripts: ScriptRegistry = field(default_factory=default_scripts)

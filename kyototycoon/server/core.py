@@ -34,7 +34,9 @@ from kyototycoon.server.http_app import handle_http
 from kyototycoon.server.memcache import CommandReader, handle_command
 from kyototycoon.server.replication import stream_updates
 from kyototycoon.server.rpc import Session, build_report
+from kyototycoon.server.slave import ReplicationSlave
 from kyototycoon.server.store import Store
+from kyototycoon.server.ulog_file import UlogFiles, flush_every, open_ulog
 from kyototycoon.spec.replication import Magic as ReplicationMagic
 
 _log = logging.getLogger(__name__)
@@ -79,6 +81,12 @@ class Server:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task] = set()
         self._stopped: Optional[asyncio.Event] = None
+        #: the replication slave (kyototycoon.server.slave), when the config names an RTS file
+        self.slave: Optional[ReplicationSlave] = None
+        #: the update log on disk (kyototycoon.server.ulog_file), when the config names a directory
+        self.ulog_files: Optional[UlogFiles] = None
+        if self.config.master_host and not self.config.rts:
+            raise ValueError("replication requires the replication time stamp file (rts)")
 
     # ------------------------------------------------------------ lifecycle
 
@@ -97,6 +105,8 @@ class Server:
         self._stopped = asyncio.Event()
         if cfg.snapshot and os.path.exists(cfg.snapshot):
             self.store.load_snapshot(cfg.snapshot)
+        if cfg.ulog and self.ulog_files is None:
+            self.ulog_files = open_ulog(self.store, cfg.ulog, cfg.ulog_limit, cfg.ulog_sync)
         listener = await asyncio.start_server(self._accept_kt, cfg.host, cfg.port, limit=_READ_SIZE)
         self._listeners.append(listener)
         self.port = listener.sockets[0].getsockname()[1]
@@ -106,8 +116,14 @@ class Server:
             self._listeners.append(mc)
             self.memcache_port = mc.sockets[0].getsockname()[1]
         self._spawn(self._watchdog())
+        if self.ulog_files is not None and cfg.ulog_sync == "interval":
+            self._spawn(flush_every(self.ulog_files))
         if cfg.snapshot and cfg.snapshot_interval > 0:
             self._spawn(self._snapshot_every(cfg.snapshot_interval))
+        if cfg.rts:
+            self.slave = ReplicationSlave(self, cfg.rts, cfg.master_host, cfg.master_port,
+                                          cfg.replication_interval)
+            self._spawn(self.slave.run())
         _log.info("serving on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -126,6 +142,8 @@ class Server:
         for listener in self._listeners:
             await listener.wait_closed()
         self.synchronize()
+        if self.ulog_files is not None:
+            self.ulog_files.close()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -150,7 +168,10 @@ class Server:
 
     def report(self) -> dict[bytes, bytes]:
         """The ``report`` procedure's answer."""
-        return build_report(self)
+        out = build_report(self)
+        if self.slave is not None:
+            out.update((k.encode(), v.encode()) for k, v in self.slave.report().items())
+        return out
 
     # ------------------------------------------------------------ internals
 

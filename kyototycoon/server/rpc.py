@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 from kyototycoon import errors
+from kyototycoon.server import ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
 
@@ -182,8 +183,10 @@ def run_script(server: Server, proc, inmap: Outmap) -> Mapping[bytes, bytes]:
 
 
 def do_tune_replication(call: Call) -> None:
-    # The embedded server is never a replication slave: ktserver without -rts answers this.
-    raise errors.NotImplementedByServer(501, "the RTS file is not set")
+    slave = call.server.slave  # kyototycoon.server.slave, when the server has an RTS file
+    if slave is None:  # what ktserver without -rts answers
+        raise errors.NotImplementedByServer(501, "the RTS file is not set")
+    slave.tune(call.params)
 
 
 def do_status(call: Call) -> Outmap:
@@ -319,6 +322,8 @@ PROCEDURES: dict[str, Procedure] = {
     "report": Procedure(do_report, None),
     "play_script": Procedure(do_play_script, None, counter="script"),
     "tune_replication": Procedure(do_tune_replication, None),
+    "ulog_list": Procedure(ulog_file.do_ulog_list, None),
+    "ulog_remove": Procedure(ulog_file.do_ulog_remove, None),
     "status": Procedure(do_status),
     "clear": Procedure(do_clear),
     "synchronize": Procedure(do_synchronize),
