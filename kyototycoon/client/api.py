@@ -377,10 +377,10 @@ class KyotoTycoon:
         resp = self._rpc(mode, pairs, db)
         if resp.status == 200:
             return True
-        err = answer_error(resp, mode)
-        if mode == "replace" and isinstance(err, NoRecord):
+        if mode == "replace":
+            # python-kyototycoon-ng: any answer but success is False (a missing database too)
             return False
-        raise err
+        raise answer_error(resp, mode)
 
     def set(self, key: str | bytes, value: Any, expire: Any = None, db: object = 0) -> bool:
         """Store ``value`` under ``key``; True. ``expire``: seconds, timedelta or datetime."""
@@ -461,15 +461,12 @@ class KyotoTycoon:
     def remove(self, key: str | bytes, db: object = 0) -> bool:
         """Remove ``key``; True, or False when there was no such record."""
         k = key_bytes(key)
-        if not k:
-            return self._call("remove", [(b"key", k)], db, False) is not False
+        if not k:  # an empty key has no RESTful path
+            return self._rpc("remove", [(b"key", k)], db).status == 200
         resp = self._http(rest_key_request(_DELETE, k, _db_or_none(db), self._host), _DELETE,
                           REST_IDEMPOTENT[_DELETE])
-        if resp.status == 204:
-            return True
-        if resp.status == 404:
-            return False
-        raise answer_error(resp, "remove")
+        # python-kyototycoon-ng: any answer but 204 is False (a missing database too)
+        return resp.status == 204
 
     # ------------------------------------------------------------ bulk
 

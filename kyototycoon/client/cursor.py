@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 class Cursor:
     """A record cursor; iterate it for ``(key, value)`` pairs in key order."""
 
-    def __init__(self, client: KyotoTycoon, cursor_id: int):
+    def __init__(self, client: KyotoTycoon, cursor_id: int | None = None):
         self.client = client
-        self.cursor_id = cursor_id
+        # Cursor(client) as in python-kyototycoon-ng: the client numbers its cursors
+        self.cursor_id = next(client._cursor_ids) if cursor_id is None else cursor_id
         self._cur = (b"CUR", b"%d" % cursor_id)
         self._conn: Connection | None = None
         # the database of the cursor the server holds for this id; None while it holds none
