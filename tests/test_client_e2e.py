@@ -465,7 +465,7 @@ def test_db_by_name_over_http(srv, raw):
         lambda c, db: c.check("k", db=db),
         lambda c, db: c.cursor().jump(db=db),
     ],
-    ids=["get", "set", "remove", "status", "count", "clear", "set_bulk", "get_bulk", "match_prefix",
+    ids=["get", "set", "status", "count", "clear", "set_bulk", "get_bulk", "match_prefix",
          "increment", "check", "cursor_jump"],
 )
 def test_unknown_database_raises_no_such_database_over_http(raw, call, missing):

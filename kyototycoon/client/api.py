@@ -130,7 +130,10 @@ class KyotoTycoon:
         self.close()
         self._host = host.encode("idna")
         pool = Pool((host, port), timeout)
-        pool.release(pool.connect())  # fail now, with a clear error, if nobody listens
+        probe = pool.connect()  # fail now, with a clear error, if nobody listens
+        # it waits in the pool like a used one: closed there by the server, it is stale (and retried)
+        probe.exchanges = 1
+        pool.release(probe)
         self._pool = pool
         return True
 
@@ -167,10 +170,8 @@ class KyotoTycoon:
         try:
             try:
                 resp = conn.http(request, method, timeout)
-            except StaleConnection:
-                if not idempotent:
-                    raise
-                conn = pool.connect()
+            except StaleConnection as exc:
+                conn = pool.after_stale(exc, idempotent)  # raises for a write: never resent
                 resp = conn.http(request, method, timeout)
         except BaseException:
             conn.close()
@@ -676,7 +677,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
             self._pack(value))
         if no_reply:
             return self._send(request)
-        return (self._pool or self._get_pool()).binary(request, _SET_BULK, True)[0] > 0
+        return (self._pool or self._get_pool()).binary(request, _SET_BULK, False)[0] > 0
 
     def set_bulk(self, kv_dict: Mapping[Any, Any], expire: Any = None, atomic: bool | None = None,
                  db: object = 0, no_reply: bool = False) -> int:
@@ -696,7 +697,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
         if no_reply:
             self._send(request)
             return 0
-        return self._binary(request, _SET_BULK, True)[0]
+        return self._binary(request, _SET_BULK, False)[0]
 
     def remove(self, key: str | bytes, db: object = 0, no_reply: bool = False) -> bool:
         """Remove ``key``; True, or False when there was no such record (True when ``no_reply``)."""

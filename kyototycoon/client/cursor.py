@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from kyototycoon.errors import InvalidParameters, KyotoTycoonException, NoSuchDatabase, ServerError
 
+from .procedures import PROCEDURES
+from .transport import StaleConnection
 from .wire import RAISE, Pairs, column, expire_xt, key_bytes, key_text
+
+# cursor procedures that change records (the others only read or move)
+_CURSOR_WRITES = frozenset({"cur_set_value", "cur_remove", "cur_seize"})
 
 if TYPE_CHECKING:
     from .api import KyotoTycoon
@@ -77,7 +82,11 @@ class Cursor:
         """The answer's records, or ``missing`` when the cursor points at no record."""
         conn = self._connection()
         try:
-            out = self.client._call(name, pairs, db, missing, conn=conn)
+            try:
+                out = self.client._call(name, pairs, db, missing, conn=conn)
+            except StaleConnection as exc:
+                conn = self._after_stale(name, exc)
+                out = self.client._call(name, pairs, db, missing, conn=conn)
         except InvalidParameters as exc:
             if exc.message == "no such cursor":
                 # ktserver makes a missing cursor in the request's database, so this
@@ -90,6 +99,23 @@ class Cursor:
             raise
         self._created(db)
         return out
+
+    def _after_stale(self, name: str, exc: StaleConnection) -> Connection:
+        """The cursor's connection was closed before answering (a server restart): so is its cursor.
+
+        A jump does not depend on where the cursor was: it is sent again on a
+        new connection. Anything else raises, as the position is gone.
+        """
+        self._conn, self._server_db = None, None
+        pool = self.client._get_pool()
+        if not PROCEDURES[name].idempotent:
+            pool.discard_idle()
+            change = "; the change may or may not have been applied" if name in _CURSOR_WRITES else ""
+            raise StaleConnection(f"{name}: the connection holding the cursor was closed by the server "
+                                  f"before answering, and the server's cursor with it{change}: "
+                                  f"jump again ({exc})") from None
+        self._conn = conn = pool.after_stale(exc, True)
+        return conn
 
     def _created(self, db: object) -> None:
         if self._server_db is None:
