@@ -554,7 +554,10 @@ class KyotoTycoon:
 
     def match_similar(self, origin: str | bytes, distance: int = 0, limit: int | None = None,
                       db: object = 0) -> list:
-        """Keys within Levenshtein ``distance`` of ``origin`` (counted in UTF-8 characters), nearest first."""
+        """Keys within Levenshtein ``distance`` of ``origin`` (in UTF-8 characters), in key order.
+
+        With ``limit``, the server keeps the nearest ones.
+        """
         if origin is None:
             raise ValueError("no origin string specified")
         pairs = [(b"origin", key_bytes(origin, "origin")), (b"utf", b"")]
@@ -569,6 +572,9 @@ class KyotoTycoon:
         resp = self._rpc(name, pairs, db)
         if resp.status != 200:
             raise answer_error(resp, name)
+        if name == "match_similar":
+            # as python-kyototycoon-ng: in the answer's order (by key), not nearest first
+            return [key_text(k[1:]) for k, _ in rpc_records(resp) if k[:1] == b"_"]
         return ranked_keys(rpc_records(resp))
 
     # ------------------------------------------------------------ cursors and scripts

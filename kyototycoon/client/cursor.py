@@ -66,10 +66,10 @@ class Cursor:
         if not self.jump(db=0 if self._server_db is None else self._server_db):
             return
         while True:
-            key, value = self.get(step=True)
-            if key is None:
+            rec = self._call("cur_get", self._pairs(True))
+            if rec is None:
                 return
-            yield key, value
+            yield self._pair(rec)
 
     def _connection(self) -> Connection:
         conn = self._conn
@@ -157,10 +157,14 @@ class Cursor:
         return [self._cur, (b"step", b"")] if step else [self._cur]
 
     def get(self, step: bool = False) -> tuple[Any, Any]:
-        """``(key, value)`` of the current record (then move on if ``step``); ``(None, None)`` if none."""
-        rec = self._call("cur_get", self._pairs(step))
-        if rec is None:
-            return None, None
+        """``(key, value)`` of the current record (then move on if ``step``); raises when there is none.
+
+        (python-kyototycoon-ng meant to return ``(None, None)`` there, but the
+        server's answer made it raise: so does this.)
+        """
+        return self._pair(self._call("cur_get", self._pairs(step), missing=RAISE))
+
+    def _pair(self, rec: dict[bytes, bytes]) -> tuple[Any, Any]:
         key = key_text(column(rec, b"key", "cur_get"))
         return key, self.client._unpack(column(rec, b"value", "cur_get"))
 
@@ -198,13 +202,16 @@ class Cursor:
 
     def delete(self) -> bool:
         """Delete the cursor on the server and give its connection back; True."""
+        if self._server_db is None:
+            # The server answers 501 for a cursor it never made; python-kyototycoon-ng
+            # raised for it, so this asks too (on its connection, or a pooled one).
+            self._connection()
         conn, self._conn = self._conn, None
-        held, self._server_db = self._server_db is not None, None
+        self._server_db = None
         if conn is None or conn.closed:
-            return True  # never used, or its session is gone with the connection
+            return True  # its session is gone with the connection
         try:
-            if held:  # the server answers 501 for a cursor it never made
-                self.client._call("cur_delete", [self._cur], None, None, conn=conn)
+            self.client._call("cur_delete", [self._cur], None, None, conn=conn)
         finally:
             pool = self.client._pool
             if pool is not None:
