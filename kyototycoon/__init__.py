@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # loaded on first use, below; type checkers and IDEs see it h
 # The replication consumer lives in kyototycoon.replication; it is imported on first
 # use, so programs that only talk to the server do not load it.
 _LAZY = ("KyotoSlave", "OP_SET", "OP_REMOVE", "OP_CLEAR")
+# python-kyototycoon-ng's modules, kept as thin aliases; its package imported them all, so
+# `import kyototycoon; kyototycoon.kt_http.ProtocolHandler` worked: here they load on first use.
+_OLD_MODULES = ("kt_http", "kt_binary", "kt_common", "kt_error", "kyototycoon", "kyotoslave")
 
 __all__ = [
     "KT_PACKER_BYTES",
@@ -43,4 +46,8 @@ def __getattr__(name: str) -> Any:
         from . import replication
 
         return getattr(replication, name)
+    if name in _OLD_MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -132,7 +132,10 @@ class KyotoTycoon:
         self.close()
         self._host = host.encode("idna")
         pool = Pool((host, port), timeout)
-        pool.release(pool.connect())  # fail now, with a clear error, if nobody listens
+        probe = pool.connect()  # fail now, with a clear error, if nobody listens
+        # it waits in the pool like a used one: closed there by the server, it is stale (and retried)
+        probe.exchanges = 1
+        pool.release(probe)
         self._pool = pool
         return True
 
@@ -169,10 +172,8 @@ class KyotoTycoon:
         try:
             try:
                 resp = conn.http(request, method, timeout)
-            except StaleConnection:
-                if not idempotent:
-                    raise
-                conn = pool.connect()
+            except StaleConnection as exc:
+                conn = pool.after_stale(exc, idempotent)  # raises for a write: never resent
                 resp = conn.http(request, method, timeout)
         except BaseException:
             conn.close()
@@ -399,10 +400,10 @@ class KyotoTycoon:
         resp = self._rpc(mode, pairs, db)
         if resp.status == 200:
             return True
-        err = answer_error(resp, mode)
-        if mode == "replace" and isinstance(err, NoRecord):
+        if mode == "replace":
+            # python-kyototycoon-ng: any answer but success is False (a missing database too)
             return False
-        raise err
+        raise answer_error(resp, mode)
 
     def set(self, key: str | bytes, value: Any, expire: Any = None, db: object = 0) -> bool:
         """Store ``value`` under ``key``; True. ``expire``: seconds, timedelta or datetime."""
@@ -483,15 +484,12 @@ class KyotoTycoon:
     def remove(self, key: str | bytes, db: object = 0) -> bool:
         """Remove ``key``; True, or False when there was no such record."""
         k = key_bytes(key)
-        if not k:
-            return self._call("remove", [(b"key", k)], db, False) is not False
+        if not k:  # an empty key has no RESTful path
+            return self._rpc("remove", [(b"key", k)], db).status == 200
         resp = self._http(rest_key_request(_DELETE, k, _db_or_none(db), self._host), _DELETE,
                           REST_IDEMPOTENT[_DELETE])
-        if resp.status == 204:
-            return True
-        if resp.status == 404:
-            return False
-        raise answer_error(resp, "remove")
+        # python-kyototycoon-ng: any answer but 204 is False (a missing database too)
+        return resp.status == 204
 
     # ------------------------------------------------------------ bulk
 
@@ -578,7 +576,10 @@ class KyotoTycoon:
 
     def match_similar(self, origin: str | bytes, distance: int = 0, limit: int | None = None,
                       db: object = 0) -> list:
-        """Keys within Levenshtein ``distance`` of ``origin`` (counted in UTF-8 characters), nearest first."""
+        """Keys within Levenshtein ``distance`` of ``origin`` (in UTF-8 characters), in key order.
+
+        With ``limit``, the server keeps the nearest ones.
+        """
         if origin is None:
             raise ValueError("no origin string specified")
         pairs = [(b"origin", key_bytes(origin, "origin")), (b"utf", b"")]
@@ -593,6 +594,9 @@ class KyotoTycoon:
         resp = self._rpc(name, pairs, db)
         if resp.status != 200:
             raise answer_error(resp, name)
+        if name == "match_similar":
+            # as python-kyototycoon-ng: in the answer's order (by key), not nearest first
+            return [key_text(k[1:]) for k, _ in rpc_records(resp) if k[:1] == b"_"]
         return ranked_keys(rpc_records(resp))
 
     # ------------------------------------------------------------ cursors and scripts
@@ -701,7 +705,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
             self._pack(value))
         if no_reply:
             return self._send(request)
-        return (self._pool or self._get_pool()).binary(request, _SET_BULK, True)[0] > 0
+        return (self._pool or self._get_pool()).binary(request, _SET_BULK, False)[0] > 0
 
     def set_bulk(self, kv_dict: Mapping[Any, Any], expire: Any = None, atomic: bool | None = None,
                  db: object = 0, no_reply: bool = False) -> int:
@@ -721,7 +725,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
         if no_reply:
             self._send(request)
             return 0
-        return self._binary(request, _SET_BULK, True)[0]
+        return self._binary(request, _SET_BULK, False)[0]
 
     def remove(self, key: str | bytes, db: object = 0, no_reply: bool = False) -> bool:
         """Remove ``key``; True, or False when there was no such record (True when ``no_reply``)."""

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from kyototycoon.errors import InvalidParameters, KyotoTycoonException, NoSuchDatabase, ServerError
 
+from .procedures import PROCEDURES
+from .transport import StaleConnection
 from .wire import RAISE, Pairs, column, expire_xt, key_bytes, key_text
+
+# cursor procedures that change records (the others only read or move)
+_CURSOR_WRITES = frozenset({"cur_set_value", "cur_remove", "cur_seize"})
 
 if TYPE_CHECKING:
     from .api import KyotoTycoon
@@ -29,9 +34,10 @@ if TYPE_CHECKING:
 class Cursor:
     """A record cursor; iterate it for ``(key, value)`` pairs in key order."""
 
-    def __init__(self, client: KyotoTycoon, cursor_id: int):
+    def __init__(self, client: KyotoTycoon, cursor_id: int | None = None):
         self.client = client
-        self.cursor_id = cursor_id
+        # Cursor(client) as in python-kyototycoon-ng: the client numbers its cursors
+        self.cursor_id = next(client._cursor_ids) if cursor_id is None else cursor_id
         self._cur = (b"CUR", b"%d" % cursor_id)
         self._conn: Connection | None = None
         # the database of the cursor the server holds for this id; None while it holds none
@@ -60,10 +66,10 @@ class Cursor:
         if not self.jump(db=0 if self._server_db is None else self._server_db):
             return
         while True:
-            key, value = self.get(step=True)
-            if key is None:
+            rec = self._call("cur_get", self._pairs(True))
+            if rec is None:
                 return
-            yield key, value
+            yield self._pair(rec)
 
     def _connection(self) -> Connection:
         conn = self._conn
@@ -76,7 +82,11 @@ class Cursor:
         """The answer's records, or ``missing`` when the cursor points at no record."""
         conn = self._connection()
         try:
-            out = self.client._call(name, pairs, db, missing, conn=conn)
+            try:
+                out = self.client._call(name, pairs, db, missing, conn=conn)
+            except StaleConnection as exc:
+                conn = self._after_stale(name, exc)
+                out = self.client._call(name, pairs, db, missing, conn=conn)
         except InvalidParameters as exc:
             if exc.message == "no such cursor":
                 # ktserver makes a missing cursor in the request's database, so this
@@ -89,6 +99,23 @@ class Cursor:
             raise
         self._created(db)
         return out
+
+    def _after_stale(self, name: str, exc: StaleConnection) -> Connection:
+        """The cursor's connection was closed before answering (a server restart): so is its cursor.
+
+        A jump does not depend on where the cursor was: it is sent again on a
+        new connection. Anything else raises, as the position is gone.
+        """
+        self._conn, self._server_db = None, None
+        pool = self.client._get_pool()
+        if not PROCEDURES[name].idempotent:
+            pool.discard_idle()
+            change = "; the change may or may not have been applied" if name in _CURSOR_WRITES else ""
+            raise StaleConnection(f"{name}: the connection holding the cursor was closed by the server "
+                                  f"before answering, and the server's cursor with it{change}: "
+                                  f"jump again ({exc})") from None
+        self._conn = conn = pool.after_stale(exc, True)
+        return conn
 
     def _created(self, db: object) -> None:
         if self._server_db is None:
@@ -130,10 +157,14 @@ class Cursor:
         return [self._cur, (b"step", b"")] if step else [self._cur]
 
     def get(self, step: bool = False) -> tuple[Any, Any]:
-        """``(key, value)`` of the current record (then move on if ``step``); ``(None, None)`` if none."""
-        rec = self._call("cur_get", self._pairs(step))
-        if rec is None:
-            return None, None
+        """``(key, value)`` of the current record (then move on if ``step``); raises when there is none.
+
+        (python-kyototycoon-ng meant to return ``(None, None)`` there, but the
+        server's answer made it raise: so does this.)
+        """
+        return self._pair(self._call("cur_get", self._pairs(step), missing=RAISE))
+
+    def _pair(self, rec: dict[bytes, bytes]) -> tuple[Any, Any]:
         key = key_text(column(rec, b"key", "cur_get"))
         return key, self.client._unpack(column(rec, b"value", "cur_get"))
 
@@ -171,13 +202,16 @@ class Cursor:
 
     def delete(self) -> bool:
         """Delete the cursor on the server and give its connection back; True."""
+        if self._server_db is None:
+            # The server answers 501 for a cursor it never made; python-kyototycoon-ng
+            # raised for it, so this asks too (on its connection, or a pooled one).
+            self._connection()
         conn, self._conn = self._conn, None
-        held, self._server_db = self._server_db is not None, None
+        self._server_db = None
         if conn is None or conn.closed:
-            return True  # never used, or its session is gone with the connection
+            return True  # its session is gone with the connection
         try:
-            if held:  # the server answers 501 for a cursor it never made
-                self.client._call("cur_delete", [self._cur], None, None, conn=conn)
+            self.client._call("cur_delete", [self._cur], None, None, conn=conn)
         finally:
             pool = self.client._pool
             if pool is not None:

@@ -1,8 +1,9 @@
 """The server's TSV-RPC procedures, as data.
 
 For every procedure: whether a request may be sent again after a stale
-keep-alive connection dropped it (repeating it cannot change the outcome),
-and whether it needs the request's ``DB``. Methods of
+keep-alive connection dropped it (a read: repeating it cannot change the
+outcome; no write is ever resent, not even ``set``, ``clear`` or
+``vacuum``), and whether it needs the request's ``DB``. Methods of
 :class:`~kyototycoon.KyotoTycoon` look their procedure up here instead of
 repeating that policy each.
 """
@@ -29,13 +30,13 @@ PROCEDURES: dict[str, Procedure] = _table(
     ("echo", True, False),
     ("report", True, False),
     ("play_script", False, False),
-    ("tune_replication", True, False),
+    ("tune_replication", False, False),
     ("ulog_list", True, False),
     ("ulog_remove", False, False),
     ("status", True, True),
-    ("clear", True, True),
-    ("synchronize", True, True),
-    ("set", True, True),
+    ("clear", False, True),
+    ("synchronize", False, True),
+    ("set", False, True),
     ("add", False, True),
     ("replace", False, True),
     ("append", False, True),
@@ -46,16 +47,17 @@ PROCEDURES: dict[str, Procedure] = _table(
     ("get", True, True),
     ("check", True, True),
     ("seize", False, True),
-    ("set_bulk", True, True),
+    ("set_bulk", False, True),
     ("remove_bulk", False, True),
     ("get_bulk", True, True),
-    ("vacuum", True, True),
+    ("vacuum", False, True),
     ("match_prefix", True, True),
     ("match_regex", True, True),
     ("match_similar", True, True),
-    # a cursor lives in the server's session: on a new connection it is gone
-    ("cur_jump", False, True),
-    ("cur_jump_back", False, True),
+    # A cursor lives in the server's session: on a new connection it is gone. A jump does not
+    # depend on where the cursor was, so it may be sent again (the cursor is made anew there).
+    ("cur_jump", True, True),
+    ("cur_jump_back", True, True),
     ("cur_step", False, False),
     ("cur_step_back", False, False),
     ("cur_set_value", False, False),

@@ -61,6 +61,11 @@ class StaleConnection(ConnectionLost):
     """A reused keep-alive connection was closed by the server before any answer byte arrived."""
 
 
+#: what a request that is not safe to repeat raises after a stale connection (it is not resent)
+UNSENT_WRITE = ("connection closed by the server before answering (a stale keep-alive connection, "
+                "e.g. after a server restart); not resent: the write may or may not have been applied")
+
+
 class Connection:
     """One TCP connection to the server, used by one thread at a time."""
 
@@ -69,7 +74,8 @@ class Connection:
     def __init__(self, address: tuple[str, int], timeout: float | None):
         self.address = address
         self.timeout = timeout
-        self.exchanges = 0  # answers read so far: >0 means a reused keep-alive connection
+        # answers read so far: >0 means a reused keep-alive connection (or one parked in the pool)
+        self.exchanges = 0
         self._reader: ResponseReader | None = None
         try:
             sock = socket.create_connection(address, timeout)
@@ -343,11 +349,9 @@ class Pool:
             if error is not None:
                 raise conn._lost(error, False)
             frame = conn._read_binary(data, magic)
-        except StaleConnection:
-            if not idempotent:
-                raise
+        except StaleConnection as exc:
             # once, on a new connection (a new one is never stale)
-            return self.binary(request, magic, False, Connection(self.address, self.timeout))
+            return self.binary(request, magic, False, self.after_stale(exc, idempotent))
         except BaseException:
             conn.close()
             raise
@@ -355,6 +359,28 @@ class Pool:
         if type(frame) is _ErrorResponse:
             raise server_error(None, "the server reported an error", _BINARY_NAMES.get(magic))
         return frame
+
+    def after_stale(self, exc: StaleConnection, idempotent: bool) -> Connection:
+        """A reused connection was found closed before answering: a new one to resend on.
+
+        The idle connections are as old as that one (a server restart closes
+        them all), so they are dropped too. A request that is not
+        ``idempotent`` is never resent: :class:`StaleConnection` says the
+        write may or may not have been applied.
+        """
+        self.discard_idle()
+        if not idempotent:
+            raise StaleConnection(f"{UNSENT_WRITE} ({exc})") from None
+        return Connection(self.address, self.timeout)
+
+    def discard_idle(self) -> None:
+        """Close every idle connection (new ones are opened as needed)."""
+        idle = self.idle
+        while idle:
+            try:
+                idle.pop().close()
+            except IndexError:  # another thread took the last one
+                break
 
     def release(self, conn: Connection) -> None:
         """Give a connection back; a closed one, or one past ``max_idle``, is dropped."""
@@ -369,8 +395,4 @@ class Pool:
         """Close every idle connection (connections in use close when released)."""
         self.closed = True
         self.max_idle = 0  # what the inlined releases check
-        while self.idle:
-            try:
-                self.idle.pop().close()
-            except IndexError:
-                break
+        self.discard_idle()
