@@ -8,8 +8,10 @@ Decoding follows Kyoto Cabinet's ``urldecode``/``quotedecode``/
 ``basedecode`` (``+`` is a space in ``U``; control bytes in ``U`` and ``Q``
 fields are dropped) but, unless ``lenient=True``, refuses malformed escapes
 with :class:`~kyototycoon.errors.ProtocolError` instead of guessing.
-``lenient=True`` is for the server, which must accept whatever the real one
-accepts.
+``lenient=True`` is for the server: it gives exactly what ktserver reads,
+bugs included (a field ends at a NUL, raw bytes >= 0x80 are dropped in ``U``
+and ``Q``, a short last Base64 quad is not shifted; see ``_kc_unescape`` and
+``_kc_base64``).
 
 Encoding picks the column encoding exactly like the real server
 (``checkmapenc`` in ``ktutil.h``), see :func:`choose_colenc`.
@@ -84,22 +86,55 @@ _HEX2 = {bytes([a, b]): bytes([_HEXVAL[a] * 16 + _HEXVAL[b]]) for a in _HEXVAL f
 # ---------------------------------------------------------------- decoding
 
 
-def _kc_hex(part: bytes) -> tuple[bytes, int] | None:
-    """Kyoto Cabinet's forgiving read of an escape's two digits.
+# What Kyoto Cabinet's lenient decoders (``kc::urldecode``, ``quotedecode``,
+# ``basedecode``) do, exactly: they read a C string, so a field ends at its first
+# NUL, and ``char`` is signed there, so a byte >= 0x80 is "<= ' '" (dropped as a
+# control byte) and never a digit. An escape takes the next two bytes whatever
+# they are; a digit that is not hex adds nothing (``%4z`` is 0x04, ``%zz`` NUL),
+# and an escape cut short by the end of the field ends the output there.
+# tests/kc_reference.py holds the C transliterated, the tests hold these to it.
+_HIGH = bytes(range(0x80, 0x100))
+_URL_DROP_KC = _URL_DROP + _HIGH
+_Q_DROP_KC = _Q_DROP + _HIGH
+_URL_ESCAPE_RE = re.compile(rb"%(?:([\x00-\xff]{2})|[\x00-\xff]?\Z)")
+_Q_ESCAPE_RE = re.compile(rb"=(?:\r\n?|\n|([\x00-\xff]{2})|[\x00-\xff]?\Z)")
+_B64_VALUE = {c: i for i, c in enumerate(_B64_CHARS)}
+_B64_VALUE[0x3D] = 0
 
-    Returns the byte and how many input bytes it used, or None when the
-    input ends inside the escape (KC then stops decoding the field).
-    """
-    if len(part) < 2:
-        return None
-    num = _HEXVAL.get(part[0], 0)
-    second = _HEXVAL.get(part[1])
+
+def _kc_escape(pair: bytes) -> bytes:
+    num = 0
+    first = _HEXVAL.get(pair[0])
+    if first is not None:
+        num = first
+    second = _HEXVAL.get(pair[1])
     if second is not None:
         num = num * 16 + second
-    return bytes([num & 0xFF]), 2
+    return bytes([num & 0xFF])
+
+
+def _kc_unescape(field: bytes, pattern: re.Pattern[bytes], drop: bytes, plus: bool) -> bytes:
+    """The lenient decoders' scan: literal runs lose ``drop`` bytes, escapes become bytes."""
+    pieces = pattern.split(field)
+    out = []
+    append = out.append
+    # split() alternates literal runs and the escape's captured pair (None: no byte)
+    for i in range(0, len(pieces), 2):
+        run = pieces[i].translate(None, drop)
+        append(run.replace(b"+", b" ") if plus else run)
+        if i + 1 < len(pieces):
+            pair = pieces[i + 1]
+            if pair is not None:
+                append(_HEX2.get(pair) or _kc_escape(pair))
+    return b"".join(out)
 
 
 def _url_decode(field: bytes, lenient: bool) -> bytes:
+    if lenient:
+        field = field.partition(b"\0")[0]
+        if b"%" not in field:
+            return field.translate(None, _URL_DROP_KC).replace(b"+", b" ")
+        return _kc_unescape(field, _URL_ESCAPE_RE, _URL_DROP_KC, True)
     if b"%" not in field and b"+" not in field:
         # translate() hands back the same object when there is nothing to drop
         return field.translate(None, _URL_DROP)
@@ -111,21 +146,19 @@ def _url_decode(field: bytes, lenient: bool) -> bytes:
     for i in range(1, len(parts)):
         part = parts[i]
         byte = hex2.get(part[:2])
-        if byte is not None:
-            append(byte)
-            append(part[2:])
-            continue
-        if not lenient:
+        if byte is None:
             raise ProtocolError("malformed %-escape in URL-encoded field", expected="two hex digits")
-        got = _kc_hex(part)
-        if got is None:
-            break  # KC stops at an escape cut short by the end of the field
-        append(got[0])
-        append(part[got[1] :])
+        append(byte)
+        append(part[2:])
     return b"".join(out)
 
 
 def _quoted_decode(field: bytes, lenient: bool) -> bytes:
+    if lenient:
+        field = field.partition(b"\0")[0]
+        if b"=" not in field:
+            return field.translate(None, _Q_DROP_KC)
+        return _kc_unescape(field, _Q_ESCAPE_RE, _Q_DROP_KC, False)
     if b"=" not in field:
         return field.translate(None, _Q_DROP)
     parts = field.split(b"=")
@@ -140,39 +173,42 @@ def _quoted_decode(field: bytes, lenient: bool) -> bytes:
             append(rest.translate(None, _Q_DROP))
             continue
         byte = hex2.get(part[:2])
-        if byte is not None:
-            append(byte)
-            append(part[2:].translate(None, _Q_DROP))
-            continue
-        if not lenient:
+        if byte is None:
             raise ProtocolError("malformed =-escape in quoted-printable field", expected="two hex digits")
-        got = _kc_hex(part)
-        if got is None:
-            break
-        append(got[0])
-        append(part[got[1] :].translate(None, _Q_DROP))
+        append(byte)
+        append(part[2:].translate(None, _Q_DROP))
     return b"".join(out)
+
+
+def _kc_base64(field: bytes) -> bytes:
+    """``kc::basedecode``: quads of the alphabet (other bytes skipped) up to the first quad with a ``=``.
+
+    A quad is not shifted into place when it is short: ``"DB"`` is the 18-bit
+    number 0xC1 written as 3 bytes, ``00 00 C1``. A quad with one ``=`` gives
+    its top 2 bytes, with two its top byte, with more nothing.
+    """
+    field = field.partition(b"\0")[0].translate(None, _B64_NOT)
+    eq = field.find(b"=")
+    whole = len(field) // 4 * 4 if eq < 0 else eq // 4 * 4
+    out = binascii.a2b_base64(field[:whole]) if whole else b""
+    last = field[whole:whole + 4]
+    if not last:
+        return out
+    bits = 0
+    for ch in last:
+        bits = (bits << 6) | _B64_VALUE[ch]
+    keep = (3, 2, 1)[last.count(b"=")] if last.count(b"=") < 3 else 0
+    return out + (bits & 0xFFFFFF).to_bytes(3, "big")[:keep]
 
 
 def _base64_decode(field: bytes, lenient: bool) -> bytes:
     if lenient:
-        # KC skips anything outside the alphabet and stops after the first padded quad.
-        # KC skips anything outside the alphabet and stops at the first padding; a
-        # lone sixth-bit group left at the end cannot make a byte.
-        field = field.translate(None, _B64_NOT)
-        eq = field.find(b"=")
-        if eq >= 0:
-            field = field[:eq]
-        if len(field) % 4 == 1:
-            field = field[:-1]
-        field += b"=" * (-len(field) % 4)
-    elif field.translate(None, _B64_CHARS + b"=") or b"=" in field[:-2]:
+        return _kc_base64(field)
+    if field.translate(None, _B64_CHARS + b"=") or b"=" in field[:-2]:
         raise ProtocolError("malformed Base64 field", expected="Base64 alphabet")
     try:
         return binascii.a2b_base64(field)
     except (binascii.Error, ValueError) as exc:
-        if lenient:
-            return b""
         raise ProtocolError(f"malformed Base64 field: {exc}") from None
 
 
@@ -351,12 +387,15 @@ def parse_form(data: bytes, *, lenient: bool = False) -> Pairs:
     Like the server: fields split on ``&`` and ``;``, leading blanks of a
     field ignored, a field without ``=`` is a key with an empty value, ``+``
     is a space. Malformed %-escapes raise :class:`ProtocolError` unless
-    ``lenient``.
+    ``lenient``, which reads ``data`` as ktserver's ``wwwformtomap`` does: as
+    a C string (up to its first NUL), with ``kc::urldecode``.
     """
     if not data:
         return []
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
+    if lenient:
+        data = data.partition(b"\0")[0]
     if b";" in data:
         data = data.replace(b";", b"&")
     out = []

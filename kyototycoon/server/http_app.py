@@ -79,14 +79,33 @@ def _rpc_params(request: Request) -> dict[bytes, bytes]:
     if low.startswith("application/x-www-form-urlencoded"):
         params.update(tsv.parse_form(request.body, lenient=True))
     elif low.startswith("text/tab-separated-values"):
-        try:
-            colenc = tsv.parse_content_type(ctype)[1]
-        except errors.ProtocolError:
-            colenc = None  # ktserver leaves fields of an unknown encoding as they are
+        colenc = _rpc_colenc(ctype[len("text/tab-separated-values"):])
         params.update(tsv.decode_records(request.body, None, lenient=True))
         if colenc is not None:
             params = _decode_map(params, colenc)
     return params
+
+
+def _rpc_colenc(attrs: str) -> str | None:
+    """The ``colenc`` of what follows the TSV type in a Content-Type, read as ``RPCServer`` reads it.
+
+    Attributes are separated by blanks or ``;``; one that starts with
+    ``colenc=`` (any case; an optional ``"``) sets the encoding when its first
+    character is B, Q or U (any case) and leaves it as it was otherwise, so
+    the last valid one wins and ``xcolenc=B`` is no attribute at all.
+    """
+    colenc = None
+    for attr in attrs.replace(";", " ").split(" "):
+        if attr[:7].lower() == "colenc=":
+            first = attr[7:].lstrip('"')[:1].upper()
+            if first and first in "BQU":
+                colenc = first
+    return colenc
+
+
+def rpc_procedure_name(path: bytes) -> str:
+    """The procedure a TSV-RPC path names: what follows ``/rpc/``, URL-decoded like ktserver does."""
+    return tsv.decode_field(path[len(_RPC_PREFIX):], "U", lenient=True).decode("latin-1")
 
 
 def _decode_map(params: dict[bytes, bytes], colenc: str) -> dict[bytes, bytes]:
@@ -104,7 +123,7 @@ def _decode_map(params: dict[bytes, bytes], colenc: str) -> dict[bytes, bytes]:
 async def handle_http(server: Server, session: Session, request: Request) -> bytes:
     """The complete response to one request."""
     if request.path.startswith(_RPC_PREFIX):
-        name = request.path[len(_RPC_PREFIX):].decode("latin-1")
+        name = rpc_procedure_name(request.path)
         status, out = await call_procedure(server, session, name, _rpc_params(request))
         body, colenc = tsv.encode_records(out.items(), sort=True)
         return build_response(status, [(b"Content-Type", tsv.content_type(colenc))], body,

@@ -401,7 +401,8 @@ def _dispatch(server: Server, name: str, params: Params, db: Database | None, cu
               session: Session) -> tuple[int, Outmap]:
     proc = PROCEDURES.get(name)
     if proc is None:
-        return 501, {b"ERROR": b"not implemented: " + name.encode("latin-1")}
+        # printed with %s: a NUL (from a %00 in the path) ends the name in the message
+        return 501, {b"ERROR": b"not implemented: " + name.encode("latin-1").partition(b"\0")[0]}
     if proc.target == "db" and db is None:
         return 400, {b"ERROR": b"no such database"}
     if proc.target == "cursor" and cursor is None:
