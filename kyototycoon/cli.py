@@ -800,6 +800,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         return command.run(args)
+    except ModuleNotFoundError as exc:
+        if debug or not _missing_extra(exc):
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)  # names the extra to install
+        return 1
     except (CommandError, KyotoTycoonException, OSError) as exc:
         if isinstance(exc, BrokenPipeError):  # the reader went away (| head): not an error
             _silence_stdout()
@@ -812,6 +817,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         return 130
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> bool:
+    from ._extras import EXTRAS
+
+    return any((exc.name or "").split(".")[0] in modules for modules in EXTRAS.values())
 
 
 def _silence_stdout() -> None:

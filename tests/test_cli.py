@@ -395,3 +395,33 @@ class TestHelpers:
         assert quiet.getvalue() == ""
         assert "4/4 (100%)" in loud.getvalue() and loud.getvalue().endswith("\n")
 
+
+
+class TestExtras:
+    """Without an extra, the part that needs it fails with one message naming the extra."""
+
+    BLOCK = "import sys; sys.modules['regex'] = None; sys.modules['jinja2'] = None; "
+
+    def test_importing_the_server_names_its_extra(self):
+        result = subprocess.run([sys.executable, "-c", self.BLOCK + "import kyototycoon.server"],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "ModuleNotFoundError: kyototycoon.server needs the [server] extra (no module 'regex'): "
+            "pip install 'kyototycoon[server]'")
+
+    def test_codegen_names_its_extra_and_the_client_needs_neither(self):
+        code = self.BLOCK + (
+            "import kyototycoon; kyototycoon.KyotoTycoon; kyototycoon.KyotoSlave\n"
+            "try:\n    import kyototycoon.codegen.generate\n"
+            "except ModuleNotFoundError as exc:\n    print(exc)")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=RUN_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        assert "needs the [codegen] extra" in result.stdout
+
+    @pytest.mark.parametrize("command", ["serve", "demo"])
+    def test_the_command_line_says_it_in_one_line(self, command):
+        code = self.BLOCK + f"from kyototycoon.cli import main; sys.exit(main([{command!r}]))"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=RUN_TIMEOUT)
+        one_line_error(result, "pip install 'kyototycoon[server]'")
