@@ -1,8 +1,11 @@
-"""Hatchling build hook: render the codecs from the spec before packing.
+"""Hatchling build hook: render the codecs from the spec before packing, then build their C loops.
 
 Runs for wheels, sdists and editable installs, so ``kyototycoon._codec``
 exists wherever the package is installed, while the generated files stay out
-of git.
+of git. The C loops are built by setuptools' ``build_ext`` (optional
+extensions: ``CC``, ``CFLAGS``, ``LDFLAGS``, ``ARCHFLAGS`` and MSVC are
+honoured), through :func:`kyototycoon.codegen.generate.compile_kernels`;
+without a compiler the build warns once and the wheel is pure Python.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ class CodegenHook(BuildHookInterface):
             self.app.display_info(f"kyototycoon codegen: built {path.relative_to(root)}")
         for problem in problems:
             self.app.display_warning(f"kyototycoon codegen: C loops not built, Python ones used: {problem}")
+        if version != "editable":  # an editable install imports the tree's own files
+            for path in built:
+                # only what this build made goes in: an extension left in the tree by an earlier build
+                # (another Python, or before KYOTOTYCOON_NO_C) never lands in a pure-Python wheel
+                build_data["force_include"][str(path)] = path.relative_to(root).as_posix()
         if built:
             # the wheel now holds an extension for this interpreter and platform
             build_data["pure_python"] = False

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _extras
 from .__about__ import __version__
 from .errors import KyotoTycoonException
 from .packers import KT_PACKER_BYTES, KT_PACKER_CUSTOM, KT_PACKER_JSON, KT_PACKER_PICKLE, KT_PACKER_STRING
+
+_extras.install()  # kyototycoon.server without the [server] extra: an error that names it
 
 if TYPE_CHECKING:  # loaded on first use, below; type checkers and IDEs see it here
     from .client import KyotoTycoon

@@ -7,6 +7,7 @@ Like ``ktremotemgr``, the subcommand comes first and its options follow::
     kyototycoon list user: --db 1
     kyototycoon tail --since 1700000000 | jq .key
     kyototycoon dump backup.jsonl && kyototycoon load backup.jsonl --db 1
+    kyototycoon getbulk a b --bin ; kyototycoon import records.tsv
     kyototycoon serve --port 1978
     kyototycoon demo
 
@@ -92,8 +93,22 @@ def read_bytes_field(obj: dict[str, Any], name: str) -> bytes:
     raise ValueError(f'needs "{name}" (text) or "{name}_b64" (base64)')
 
 
-def json_line(obj: dict[str, Any]) -> bytes:
+def json_line(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def hex_bytes(text: Union[str, bytes]) -> bytes:
+    """``--sx``: hexadecimal digits (whitespace between them ignored, as ktremotemgr does) as bytes."""
+    digits = "".join((text.decode("ascii", "replace") if isinstance(text, bytes) else text).split())
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise CommandError(f"not hexadecimal: {digits[:40]!r}") from None
+
+
+def hex_text(data: bytes) -> bytes:
+    """``--px``: bytes as space-separated upper-case hex pairs, like ktremotemgr's ``-px``."""
+    return data.hex(" ").upper().encode("ascii")
 
 
 class Progress:
@@ -246,15 +261,98 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(table: dict[str, str]) -> None:
+# Commands that differ only by the client method they call and how its answer is printed are
+# built by these factories from the COMMANDS table, not written out one function each.
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def call_procedure(method: str, uses_db: bool = True, **options: str) -> Runner:
+    """A command that calls ``method`` (keyword arguments from ``options``: kwarg -> option) and prints
+    nothing, like ``clear``, ``sync``, ``vacuum``, ``tunerepl``."""
+
+    def run(args: argparse.Namespace) -> int:
+        kwargs = {kwarg: getattr(args, option) for kwarg, option in options.items()}
+        if uses_db:
+            kwargs["db"] = db_of(args)
+        elif args.db is not None:
+            raise CommandError(f"{args.command} does not take --db")
+        with connect(args) as kt:
+            getattr(kt, method)(**kwargs)
+        return 0
+
+    return run
+
+
+def print_table(args: argparse.Namespace, table: dict[str, str]) -> None:
+    """``name: value`` lines (ktremotemgr's report and inform), or one JSON object with ``--json``."""
     out = stdout()
+    if args.json:
+        out.write(json_line(table))
+        return
     for name, value in table.items():
         out.write(f"{name}: {value}\n".encode())
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    with connect(args) as kt:
-        _print_table(kt.report())
+def show_table(fetch: Callable[[Any, argparse.Namespace], dict[str, str]]) -> Runner:
+    """A command printing the table ``fetch(client, args)`` returns (``report``, ``status``, ``inform``)."""
+
+    def run(args: argparse.Namespace) -> int:
+        with connect(args) as kt:
+            print_table(args, fetch(kt, args))
+        return 0
+
+    return run
+
+
+INFORM_FIELDS = ("count", "size")  # what ktremotemgr inform prints without -st
+
+
+def inform(kt: Any, args: argparse.Namespace) -> dict[str, str]:
+    status = kt.status(db=db_of(args))
+    return status if args.all else {name: status.get(name, "") for name in INFORM_FIELDS}
+
+
+def print_records(args: argparse.Namespace, records: Iterable[tuple[bytes, bytes]]) -> None:
+    """``key<TAB>value`` lines as ktremotemgr prints them (``--px``: in hex), or with ``--json`` one JSON
+    array of ``{"key", "value"}`` objects (``key_b64``/``value_b64`` where not UTF-8, as ``dump`` writes)."""
+    out = stdout()
+    if args.json:
+        out.write(json_line([{**bytes_field("key", k), **bytes_field("value", v)} for k, v in records]))
+        return
+    show = hex_text if getattr(args, "px", False) else bytes
+    for key, value in records:
+        out.write(show(key) + b"\t" + show(value) + b"\n")
+
+
+def input_arg(args: argparse.Namespace, text: str) -> bytes:
+    """A key or value argument: as typed, or hex-decoded with ``--sx``."""
+    return hex_bytes(text) if getattr(args, "sx", False) else arg_bytes(text)
+
+
+def pairs_of(args: argparse.Namespace, items: Sequence[str], what: str) -> dict[bytes, bytes]:
+    """``key value key value ...`` as a dict (a repeated key: the last value, like ktremotemgr's map)."""
+    if len(items) % 2:
+        raise CommandError(f"{what} takes key value pairs; {items[-1]!r} has no value")
+    return {input_arg(args, k): input_arg(args, v) for k, v in zip(items[::2], items[1::2])}
+
+
+def bulk_client(args: argparse.Namespace) -> Any:
+    """The client for a ``--bin``-capable command: binary protocol with ``--bin``, HTTP otherwise."""
+    if args.bin and isinstance(args.db, str):  # ktremotemgr would atoi() a name into database 0
+        raise CommandError("--bin takes a database index, not a name (the binary protocol has no names)")
+    return connect(args, binary=args.bin)
+
+
+def text_bytes_map(result: dict[Any, bytes]) -> dict[bytes, bytes]:
+    return {text_bytes(k): v for k, v in result.items()}
+
+
+def cmd_script(args: argparse.Namespace) -> int:
+    params = pairs_of(args, args.params, "script")
+    with bulk_client(args) as kt:
+        result = text_bytes_map(kt.play_script(args.name, params))
+    print_records(args, sorted(result.items()))  # ktremotemgr prints its std::map: in key order
     return 0
 
 
@@ -271,16 +369,49 @@ def cmd_ulog_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    with connect(args) as kt:
-        _print_table(kt.status(db=db_of(args)))
+def cmd_getbulk(args: argparse.Namespace) -> int:
+    keys = [input_arg(args, key) for key in args.keys]
+    with bulk_client(args) as kt:
+        found = text_bytes_map(kt.get_bulk(keys, db=db_of(args)))
+    if args.bin:  # ktremotemgr: the binary answer in request order, the HTTP one as a map (key order)
+        records = [(key, found[key]) for key in dict.fromkeys(keys) if key in found]
+    else:
+        records = sorted(found.items())
+    print_records(args, records)
     return 0
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
-    with connect(args) as kt:
-        kt.clear(db=db_of(args))
+def cmd_setbulk(args: argparse.Namespace) -> int:
+    records = pairs_of(args, args.pairs, "setbulk")
+    with bulk_client(args) as kt:
+        stored = kt.set_bulk(records, expire=args.expire, db=db_of(args))
+    if stored != len(records):  # as ktremotemgr: fewer stored than given is a failure
+        raise CommandError(f"the server stored {stored} of {len(records)} records")
     return 0
+
+
+def cmd_removebulk(args: argparse.Namespace) -> int:
+    keys = [input_arg(args, key) for key in args.keys]
+    with bulk_client(args) as kt:
+        removed = kt.remove_bulk(keys, db=db_of(args))
+    if args.json:
+        stdout().write(json_line({"removed": removed}))
+    return 0  # missing keys are not an error, as in ktremotemgr
+
+
+def match_keys(method: str) -> Runner:
+    """``match``/``regex``: the keys each pattern matches, one a line, pattern by pattern."""
+
+    def run(args: argparse.Namespace) -> int:
+        show = hex_text if args.px else bytes
+        out = stdout()
+        with connect(args) as kt:
+            for pattern in args.patterns:
+                for key in getattr(kt, method)(arg_bytes(pattern), args.limit, db=db_of(args)):
+                    out.write(show(text_bytes(key)) + b"\n")
+        return 0
+
+    return run
 
 
 OP_NAMES = {int(op): op.name.lower() for op in Op}
@@ -368,6 +499,65 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def tsv_lines(src: IO[bytes], sx: bool) -> Iterator[list[bytes]]:
+    """The fields of each line, read as ktremotemgr import reads them: NUL and CR bytes are dropped,
+    fields are split on TAB, and with ``--sx`` each field is hex-decoded."""
+    for line in src:
+        fields = line.rstrip(b"\n").replace(b"\0", b"").replace(b"\r", b"").split(b"\t")
+        yield [hex_bytes(f) for f in fields] if sx else fields
+
+
+def import_runs(rows: Iterable[list[bytes]], size: int) -> Iterator[tuple[str, list[list[bytes]]]]:
+    """Consecutive lines of the same kind, ``("set"|"remove", rows)``, at most ``size`` a run.
+
+    A two-field line sets, a one-field line removes, any other is skipped (as in ktremotemgr);
+    batching only runs of one kind keeps the file's order (a set then a remove of a key removes it).
+    """
+    kinds = {2: "set", 1: "remove"}
+    run: list[list[bytes]] = []
+    kind = ""
+    for row in rows:
+        row_kind = kinds.get(len(row))
+        if row_kind is None:
+            continue
+        if run and (row_kind != kind or len(run) >= size):
+            yield kind, run
+            run = []
+        kind = row_kind
+        run.append(row)
+    if run:
+        yield kind, run
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    db = db_of(args)
+    counts = {"lines": 0, "set": 0, "remove": 0}
+    with connect(args) as kt, input_file(args.file) as src:
+        progress = Progress("import", None)
+
+        def counted(rows: Iterator[list[bytes]]) -> Iterator[list[bytes]]:
+            for row in rows:
+                counts["lines"] += 1
+                yield row
+
+        try:
+            for kind, run in import_runs(counted(tsv_lines(src, args.sx)), args.batch):
+                if kind == "set":
+                    records = {row[0]: row[1] for row in run}
+                    stored = kt.set_bulk(records, expire=args.expire, db=db)
+                    if stored < len(records):
+                        raise CommandError(f"the server stored {stored} of {len(records)} records")
+                else:
+                    kt.remove_bulk([row[0] for row in run], db=db)  # a missing key is no error
+                counts[kind] += len(run)
+                progress.advance(len(run))
+        finally:
+            progress.close()
+    sys.stderr.write(f"imported {counts['lines']} lines into db {db}: {counts['set']} set, "
+                     f"{counts['remove']} removed\n")
+    return 0
+
+
 def _delegate(module: str, what: str, extra: Sequence[str]) -> int:
     """Hand the remaining arguments to another module's ``add_arguments``/``run`` or ``main``."""
     try:
@@ -389,6 +579,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     return _delegate("kyototycoon.fuzz.cli", "fuzz", args.extra)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print a completion script generated from the parser itself, so it never lags the commands."""
+    try:
+        import shtab
+    except ModuleNotFoundError:
+        raise CommandError("completion needs shtab: pip install 'kyototycoon[completion]'") from None
+    stdout().write(shtab.complete(build_parser(), shell=args.shell).encode())
+    return 0
 
 
 DEMO_PREFIX = "demo:"
@@ -483,6 +683,7 @@ class Command:
     arguments: tuple[Arg, ...] = ()
     connects: bool = True  # takes --host/--port/--db/--timeout
     delegates: bool = False  # passes its remaining arguments on (serve, fuzz)
+    aliases: tuple[str, ...] = ()
 
 
 START_OPTIONS = (
@@ -491,20 +692,59 @@ START_OPTIONS = (
     arg("--from-ts", type=int, metavar="TS", help="start at this exact log timestamp (inclusive)"),
     arg("--after-ts", type=int, metavar="TS", help="resume just after this log timestamp (the last seen)"),
 )
+# options several commands share, as ktremotemgr's -bin, -sx, -px, -xt
+JSON = arg("--json", action="store_true", help="print one JSON value instead of text lines")
+BIN = arg("--bin", action="store_true", help="use the binary protocol (database by index only)")
+SX = arg("--sx", action="store_true", help="keys and values are given in hexadecimal")
+PX = arg("--px", action="store_true", help="print keys and values in hexadecimal")
+EXPIRE = arg("--expire", "--xt", type=int, metavar="SECONDS",
+             help="expire after SECONDS (negative: at that epoch)")
+LIMIT = arg("--limit", "--max", type=int, metavar="N", help="at most N keys per pattern")
 
 COMMANDS: tuple[Command, ...] = (
     Command("get", "print the value of a record", cmd_get, (arg("key"),)),
     Command("set", "store a record (the value is read from stdin when not given)", cmd_set, (
-        arg("key"), arg("value", nargs="?"),
-        arg("--expire", type=int, metavar="SECONDS", help="expire after SECONDS (negative: at that epoch)"))),
+        arg("key"), arg("value", nargs="?"), EXPIRE)),
     Command("remove", "remove records", cmd_remove, (arg("keys", nargs="+", metavar="key"),)),
     Command("list", "list keys: all (cursor walk), by prefix, or by regex", cmd_list, (
         arg("prefix", nargs="?"),
         arg("--regex", help="keys matching this regular expression instead"),
         arg("--max", type=int, metavar="N", help="at most N keys"))),
-    Command("report", "print the server's report", cmd_report),
-    Command("status", "print a database's status", cmd_status),
-    Command("clear", "remove every record of a database", cmd_clear),
+    Command("match", "print the keys that start with each prefix", match_keys("match_prefix"), (
+        arg("patterns", nargs="+", metavar="prefix"), LIMIT, PX)),
+    Command("regex", "print the keys that match each regular expression", match_keys("match_regex"), (
+        arg("patterns", nargs="+", metavar="regex"), LIMIT, PX)),
+    Command("getbulk", "print the records of the keys that exist, key<TAB>value", cmd_getbulk, (
+        arg("keys", nargs="+", metavar="key"), BIN, SX, PX, JSON)),
+    Command("setbulk", "store records given as key value pairs", cmd_setbulk, (
+        arg("pairs", nargs="+", metavar="key value"), BIN, SX, EXPIRE)),
+    Command("removebulk", "remove records (missing keys are no error)", cmd_removebulk, (
+        arg("keys", nargs="+", metavar="key"), BIN, SX, JSON)),
+    Command("script", "call a server-side script procedure with key value pairs", cmd_script, (
+        arg("name"), arg("params", nargs="*", metavar="key value"), BIN, PX, JSON)),
+    Command("report", "print the server's report", show_table(lambda kt, args: kt.report()), (JSON,)),
+    Command("status", "print a database's status", show_table(lambda kt, args: kt.status(db=db_of(args))),
+            (JSON,)),
+    Command("inform", "print a database's record count and size (--all: its whole status)",
+            show_table(inform), (arg("--all", "--st", action="store_true", help="every status field"),
+                                 JSON)),
+    Command("clear", "remove every record of a database", call_procedure("clear")),
+    Command("sync", "flush a database to its storage", call_procedure("synchronize", hard="hard",
+                                                                      command="command"), (
+        arg("--hard", action="store_true", help="physically, to the device"),
+        arg("--command", "--cmd", metavar="CMD", help="then run this server command on the file"))),
+    Command("vacuum", "remove expired records", call_procedure("vacuum", step="step"), (
+        arg("--step", type=positive, metavar="N", help="at most N records (default all)"),)),
+    Command("tunerepl", "point the server's replication at a master (no host: stop)",
+            call_procedure("tune_replication", uses_db=False, host="mhost", port="mport",
+                           timestamp="ts", interval="iv"), (
+        arg("mhost", nargs="?", metavar="master-host"),
+        arg("--mport", type=int, metavar="PORT", help="the master's port"),
+        arg("--ts", type=int, metavar="TS", help="start at this log timestamp"),
+        arg("--iv", type=float, metavar="SECONDS", help="seconds between updates"))),
+    Command("import", "store and remove records from TSV lines, as ktremotemgr import", cmd_import, (
+        arg("file", nargs="?", default="-", help="input file (default stdin)"), SX, EXPIRE,
+        arg("--batch", type=positive, default=DEFAULT_BATCH, metavar="N", help="records per request"))),
     Command("ulog-list", "list the server's update-log files: path, size, greatest timestamp", cmd_ulog_list),
     Command("ulog-remove", "delete update-log files up to a timestamp (never the current one)",
             cmd_ulog_remove,
@@ -514,7 +754,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--sid", type=int, default=TAIL_SID, help=f"server id to announce (default {TAIL_SID})"),
         arg("--white-sid", action="store_true", help="only the records written with --sid"),
         arg("--reconnect", action="store_true", help="reconnect when the master goes away"),
-        arg("--count", type=positive, metavar="N", help="stop after N events"))),
+        arg("--count", type=positive, metavar="N", help="stop after N events")), aliases=("slave",)),
     Command("dump", "write a database as JSON lines (base64 where not UTF-8)", cmd_dump, (
         arg("file", nargs="?", default="-", help="output file (default stdout)"),)),
     Command("load", "store JSON lines written by dump, in bulk batches", cmd_load, (
@@ -525,6 +765,8 @@ COMMANDS: tuple[Command, ...] = (
             connects=False, delegates=True),
     Command("fuzz", "fuzz a server (see: kyototycoon fuzz --help)", cmd_fuzz,
             connects=False, delegates=True),
+    Command("completion", "print a shell completion script (needs the [completion] extra)", cmd_completion,
+            (arg("shell", choices=("bash", "zsh", "tcsh")),), connects=False),
 )
 
 
@@ -552,7 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help,
                                   parents=parents if command.connects else [],
-                                  add_help=not command.delegates)
+                                  add_help=not command.delegates, aliases=command.aliases)
         for argument in command.arguments:
             sub.add_argument(*argument.flags, **argument.options)
         sub.set_defaults(command_spec=command)
@@ -568,13 +810,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.extra = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if command.name == "tail":
+    if command.name == "tail":  # also as "slave"
         starts = [o for o in ("since", "from_ts", "after_ts") if getattr(args, o) is not None]
         if len(starts) > 1:
             parser.error("give at most one of --since, --from-ts, --after-ts")
     debug = getattr(args, "debug", False)
     try:
         return command.run(args)
+    except ModuleNotFoundError as exc:
+        if debug or not _missing_extra(exc):
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)  # names the extra to install
+        return 1
     except (CommandError, KyotoTycoonException, OSError) as exc:
         if isinstance(exc, BrokenPipeError):  # the reader went away (| head): not an error
             _silence_stdout()
@@ -587,6 +834,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         return 130
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> bool:
+    from ._extras import EXTRAS
+
+    return any((exc.name or "").split(".")[0] in modules for modules in EXTRAS.values())
 
 
 def _silence_stdout() -> None:

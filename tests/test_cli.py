@@ -15,7 +15,15 @@ from collections.abc import Iterator
 import pytest
 
 from kyototycoon import KT_PACKER_BYTES, OP_CLEAR, OP_REMOVE, OP_SET, KyotoTycoon
-from kyototycoon.cli import OP_NAMES, Progress, bytes_field, read_bytes_field
+from kyototycoon.cli import (
+    COMMANDS,
+    OP_NAMES,
+    Progress,
+    bytes_field,
+    hex_bytes,
+    import_runs,
+    read_bytes_field,
+)
 from kyototycoon.errors import ConnectionLost
 from kyototycoon.server import EmbeddedServer
 
@@ -100,6 +108,135 @@ class TestRecords:
     def test_unknown_database(self, on):
         one_line_error(on("status", "--db", "nosuch"), "no such database")
         one_line_error(on("list", "--db", "7"), "no such database")
+
+
+class TestKtremotemgrCommands:
+    """The commands ktremotemgr users reach for, with its output formats (key<TAB>value, name: value)."""
+
+    @pytest.mark.parametrize("bin_flag", [(), ("--bin",)])
+    def test_setbulk_getbulk_removebulk(self, on, kt, bin_flag):
+        ok(on("setbulk", "b", "2", "a", "1", "t\tab", "x", "--db", "1", *bin_flag))
+        assert kt.get_bulk(["a", "b", "t\tab"], db=1) == {"a": b"1", "b": b"2", "t\tab": b"x"}
+        out = ok(on("getbulk", "b", "nope", "a", "--db", "1", *bin_flag))
+        # HTTP: in key order (ktremotemgr prints a map); binary: in the order asked
+        assert out == (b"b\t2\na\t1\n" if bin_flag else b"a\t1\nb\t2\n")
+        ok(on("removebulk", "a", "nope", "--db", "1", *bin_flag))  # a missing key is no error
+        assert kt.get_bulk(["a", "b"], db=1) == {"b": b"2"}
+
+    def test_bulk_hex_in_and_out_and_json(self, on, kt):
+        ok(on("setbulk", "--sx", "00ff", "61 62", "6b", "76"))
+        assert kt.get_bulk([b"\x00\xff", "k"]) == {b"\x00\xff": b"ab", "k": b"v"}
+        assert ok(on("getbulk", "--sx", "00ff", "--px")) == b"00 FF\t61 62\n"
+        assert json.loads(ok(on("getbulk", "--sx", "00ff", "6b", "--json"))) == [
+            {"key_b64": "AP8=", "value": "ab"}, {"key": "k", "value": "v"}]
+        assert json.loads(ok(on("removebulk", "k", "gone", "--json"))) == {"removed": 1}
+        one_line_error(on("getbulk", "--sx", "zz"), "not hexadecimal")
+
+    def test_setbulk_with_expire(self, on, kt):
+        ok(on("setbulk", "e", "v", "--xt", "100"))
+        value, xt = kt.get_with_expire("e")
+        assert value == b"v" and xt is not None and 0 < xt - time.time() <= 101
+
+    def test_bulk_usage_errors(self, on):
+        one_line_error(on("setbulk", "a", "1", "b"), "'b' has no value")
+        one_line_error(on("getbulk", "a", "--bin", "--db", "b"), "database index")
+        assert on("getbulk").returncode == 2
+
+    def test_match_and_regex(self, on, kt):
+        kt.set_bulk({"a1": b"", "a2": b"", "b1": b"", "c\xff": b""})
+        assert ok(on("match", "a", "b")).splitlines() == [b"a1", b"a2", b"b1"]
+        assert ok(on("match", "a", "--limit", "1")).splitlines() == [b"a1"]
+        assert ok(on("regex", "1$", "^c")).splitlines() == [b"a1", b"b1", b"c\xc3\xbf"]
+        assert ok(on("match", "b", "--px")) == b"62 31\n"
+        assert ok(on("match", "zz")) == b""
+
+    @pytest.mark.parametrize("bin_flag", [(), ("--bin",)])
+    def test_script(self, on, bin_flag):
+        assert ok(on("script", "echo", "y", "2", "x", "1", *bin_flag)) == b"x\t1\ny\t2\n"
+        assert json.loads(ok(on("script", "echo", "x", "1", "--json", *bin_flag))) == [
+            {"key": "x", "value": "1"}]
+        one_line_error(on("script", "nosuch", *bin_flag), "")
+        one_line_error(on("script", "echo", "x"), "'x' has no value")
+
+    def test_script_set_then_get(self, on, kt):
+        ok(on("script", "set", "key", "k", "value", "v"))
+        assert kt.get("k") == b"v"
+
+    def test_inform_and_json_tables(self, on, kt):
+        kt.set_bulk({"x": b"1", "y": b"22"}, db=1)
+        lines = ok(on("inform", "--db", "1")).decode().splitlines()
+        assert [line.split(": ")[0] for line in lines] == ["count", "size"] and lines[0] == "count: 2"
+        full = json.loads(ok(on("inform", "--db", "b", "--st", "--json")))
+        assert full["count"] == "2" and "path" in full
+        assert json.loads(ok(on("status", "--db", "1", "--json"))) == full
+        report = json.loads(ok(on("report", "--json")))
+        assert report["db_total_count"] == "2"
+
+    def test_sync_and_vacuum(self, on, kt):
+        ok(on("sync"))
+        ok(on("sync", "--hard", "--db", "b"))
+        kt.set("gone", b"v", expire=-1)  # already expired (absolute epoch 1)
+        kt.set("kept", b"v")
+        ok(on("vacuum", "--step", "5"))
+        ok(on("vacuum"))
+        assert kt.match_prefix("") == ["kept"]
+        assert on("vacuum", "--step", "0").returncode == 2
+        one_line_error(on("sync", "--db", "nosuch"), "no such database")
+
+    def test_tunerepl_is_refused_by_a_server_without_an_rts_file(self, on):
+        # the embedded server is never a slave; ktserver without -rts answers 501 the same way
+        one_line_error(on("tunerepl", "127.0.0.1", "--mport", "1978", "--ts", "1", "--iv", "0.5"),
+                       "501 the RTS file is not set")
+        one_line_error(on("tunerepl", "--db", "1"), "does not take --db")
+
+    def test_slave_is_tail(self, on, kt, server):
+        start = _log_end(server)
+        kt.set("k", b"v")
+        event = json.loads(ok(on("slave", "--from-ts", str(start), "--count", "1")))
+        assert (event["op"], event["key"], event["value"]) == ("set", "k", "v")
+        assert on("slave", "--since", "1", "--from-ts", "1").returncode == 2
+
+    def test_completion_script_knows_every_command(self):
+        result = cli("completion", "bash")
+        if importlib.util.find_spec("shtab") is None:
+            one_line_error(result, "kyototycoon[completion]")
+            return
+        script = ok(result).decode()
+        for command in COMMANDS:
+            assert command.name in script
+        assert "--hard" in script and "slave" in script
+        assert cli("completion", "fish").returncode == 2
+
+
+class TestImport:
+    """``import``: ktremotemgr's TSV (2 fields set, 1 removes, others skipped; NUL and CR dropped)."""
+
+    def test_sets_removes_and_skips_in_order(self, on, kt):
+        kt.set("old", b"x")
+        tsv = b"k1\tv1\nk2\tv\0\r2\nk1\nold\nthree\tfields\there\nk3\tv3\nk3\nk3\tagain"
+        result = on("import", "--db", "0", "--batch", "2", stdin=tsv)
+        assert b"imported 8 lines into db 0: 4 set, 3 removed" in ok(result) + result.stderr
+        assert kt.get_bulk(["k1", "k2", "k3", "old", "three"]) == {"k2": b"v2", "k3": b"again"}
+
+    def test_hex_file_expire_and_database_name(self, on, kt, tmp_path):
+        path = tmp_path / "in.tsv"
+        path.write_bytes(b"00ff\t 61 62 \n")
+        ok(on("import", str(path), "--sx", "--db", "b", "--expire", "100"))
+        value, xt = kt.get_with_expire(b"\x00\xff", db=1)
+        assert value == b"ab" and xt is not None and 0 < xt - time.time() <= 101
+
+    def test_bad_input_and_missing_database(self, on):
+        one_line_error(on("import", "--sx", stdin=b"zz\tv\n"), "not hexadecimal")
+        one_line_error(on("import", "--db", "nosuch", stdin=b"k\tv\n"), "no such database")
+        one_line_error(on("import", "/nonexistent/file.tsv"), "No such file")
+
+    def test_runs_keep_the_order_and_the_batch_size(self):
+        rows = [[b"a", b"1"], [b"b", b"2"], [b"c", b"3"], [b"a"], [b"x", b"y", b"z"], [b"a"], [b"d", b"4"]]
+        assert [(kind, len(run)) for kind, run in import_runs(rows, 2)] == [
+            ("set", 2), ("set", 1), ("remove", 2), ("set", 1)]
+
+    def test_hex_ignores_whitespace_like_ktremotemgr(self):
+        assert hex_bytes(" 0a\t0B ") == b"\n\x0b"
 
 
 class TestDumpLoad:
@@ -258,3 +395,33 @@ class TestHelpers:
         assert quiet.getvalue() == ""
         assert "4/4 (100%)" in loud.getvalue() and loud.getvalue().endswith("\n")
 
+
+
+class TestExtras:
+    """Without an extra, the part that needs it fails with one message naming the extra."""
+
+    BLOCK = "import sys; sys.modules['regex'] = None; sys.modules['jinja2'] = None; "
+
+    def test_importing_the_server_names_its_extra(self):
+        result = subprocess.run([sys.executable, "-c", self.BLOCK + "import kyototycoon.server"],
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "ModuleNotFoundError: kyototycoon.server needs the [server] extra (no module 'regex'): "
+            "pip install 'kyototycoon[server]'")
+
+    def test_codegen_names_its_extra_and_the_client_needs_neither(self):
+        code = self.BLOCK + (
+            "import kyototycoon; kyototycoon.KyotoTycoon; kyototycoon.KyotoSlave\n"
+            "try:\n    import kyototycoon.codegen.generate\n"
+            "except ModuleNotFoundError as exc:\n    print(exc)")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=RUN_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        assert "needs the [codegen] extra" in result.stdout
+
+    @pytest.mark.parametrize("command", ["serve", "demo"])
+    def test_the_command_line_says_it_in_one_line(self, command):
+        code = self.BLOCK + f"from kyototycoon.cli import main; sys.exit(main([{command!r}]))"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=RUN_TIMEOUT)
+        one_line_error(result, "pip install 'kyototycoon[server]'")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import shlex
-import subprocess
-import sysconfig
+import shutil
+import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import jinja2
 
@@ -168,34 +168,71 @@ def check(out_dir: Path = OUTPUT_DIR) -> list[str]:
     return stale
 
 
-def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
-    """Build each generated ``_k_*.c`` into an extension for this interpreter.
+def kernel_extensions(out_dir: Path = OUTPUT_DIR) -> list[Any]:
+    """A setuptools ``Extension`` for each generated ``_k_*.c`` (optional: a failure is a warning)."""
+    from setuptools import Extension
 
+    return [Extension(source.stem, [str(source)], optional=True) for source in sorted(out_dir.glob("_k_*.c"))]
+
+
+def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
+    """Build each generated ``_k_*.c`` into an extension for this interpreter, beside it.
+
+    setuptools' ``build_ext`` does the building, so the compiler is the one
+    Python's own extensions use and ``CC``, ``CFLAGS``, ``CPPFLAGS``,
+    ``LDFLAGS``, ``ARCHFLAGS`` (macOS) and MSVC (Windows) are honoured.
     Returns the extensions built and the reasons any could not be: without a
     C compiler or Python's headers the codecs run their Python loops, so a
     failure here is a warning, never an error. ``KYOTOTYCOON_NO_C=1`` skips it.
     """
     if os.environ.get("KYOTOTYCOON_NO_C"):
         return [], ["KYOTOTYCOON_NO_C is set"]
+    try:
+        from setuptools import Distribution
+        from setuptools.command.build_ext import build_ext
+    except ImportError as exc:  # a build without setuptools: the Python loops, not a failed install
+        return [], [f"setuptools is needed to build them ({exc})"]
+
+    class BuildKernels(build_ext):  # type: ignore[misc]
+        def build_extensions(self) -> None:
+            if self.compiler.compiler_type in ("unix", "mingw32", "cygwin"):
+                for ext in self.extensions:  # GCC and Clang spellings; MSVC takes its defaults
+                    ext.extra_compile_args = ["-std=c99", "-Wall"]
+            super().build_extensions()
+
+        def build_extension(self, ext: Any) -> None:
+            # Build one extension at a time and report its failure ourselves (one line each),
+            # rather than as build_ext's optional-extension warning with no reason in it.
+            try:
+                super().build_extension(ext)
+            except Exception as exc:  # noqa: BLE001 (CCompilerError, DistutilsPlatformError, OSError...)
+                failures[ext.name] = f"{type(exc).__name__}: {exc}"
+
     built: list[Path] = []
     problems: list[str] = []
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    include = sysconfig.get_paths()["include"]
-    # LDSHARED is how this interpreter links its own extensions (e.g. "-bundle -undefined
-    # dynamic_lookup" on macOS); compiling and linking in one step keeps it to one command.
-    compiler = sysconfig.get_config_var("CC") or "cc"
-    link = shlex.split(sysconfig.get_config_var("LDSHARED") or f"{compiler} -shared")
-    pic = shlex.split(sysconfig.get_config_var("CCSHARED") or "-fPIC")
-    for source in sorted(out_dir.glob("_k_*.c")):
-        target = source.with_name(source.stem + suffix)
-        command = [*link, *pic, "-O2", "-std=c99", "-Wall", "-I", include, str(source), "-o", str(target)]
+    failures: dict[str, str] = {}
+    extensions = kernel_extensions(out_dir)
+    if not extensions:
+        return built, problems
+    with tempfile.TemporaryDirectory(prefix="kyototycoon-build-") as tmp:
+        dist = Distribution({"name": "kyototycoon-kernels", "ext_modules": extensions})
+        dist.script_args = []
+        dist.verbose = 0
+        command = BuildKernels(dist)
+        command.build_lib = str(Path(tmp, "lib"))
+        command.build_temp = str(Path(tmp, "temp"))
+        command.force = True
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            problems.append(f"{source.name}: {exc}")
-            continue
-        if result.returncode != 0:
-            problems.append(f"{source.name}: {' '.join(command)}\n{result.stderr.strip()}")
-        else:
+            command.ensure_finalized()
+            command.run()
+        except Exception as exc:  # noqa: BLE001 (no compiler found at all, bad flags...)
+            return built, [f"{type(exc).__name__}: {exc}"]
+        for ext in extensions:
+            result = Path(command.get_ext_fullpath(ext.name))
+            if ext.name in failures or not result.exists():
+                problems.append(f"{ext.name}.c: {failures.get(ext.name, 'no extension was built')}")
+                continue
+            target = out_dir / result.name
+            shutil.copyfile(result, target)
             built.append(target)
     return built, problems
