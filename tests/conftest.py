@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from oracle import KINDS
 from server_fixtures import ScriptedPeer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +52,10 @@ def scripted_peer() -> Iterator[Callable[[Callable[[socket.socket], None]], Scri
     yield start
     for peer in peers:
         peer.close()
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def target_kind(request: pytest.FixtureRequest) -> str:
+    """``embedded`` and ``ktserver``: the end-to-end suites run on both (the second needs
+    ``KYOTOTYCOON_TEST_KTSERVER``, else it is skipped). Modules pass it to ``oracle.start_target``."""
+    return request.param

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from oracle import start_target
 
 import kyototycoon.client.transport as transport
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
-from kyototycoon.server import EmbeddedServer
 
 
 @pytest.fixture(scope="module")
-def server():
-    with EmbeddedServer() as srv:
+def server(target_kind):
+    with start_target(target_kind, ["%"]) as srv:
         yield srv
 
 

@@ -5,7 +5,8 @@ decodes the whole map with the body's ``colenc``: a ``?DB=1`` under
 ``colenc=B`` named no database and the request landed in database 0. The
 embedded server reproduces that rule (``test_query_db_*`` below pin it, as
 recorded from Kyoto Tycoon 0.9.56b), so these tests fail for a client that
-puts ``DB`` in the URL.
+puts ``DB`` in the URL. With ``KYOTOTYCOON_TEST_KTSERVER`` they run on a real
+server too.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from oracle import Target, start_target
 from server_fixtures import Wire
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon.client import wire
 from kyototycoon.protocol import tsv
-from kyototycoon.server import EmbeddedServer
 
 # a key and a value whose request body goes raw, URL-encoded and Base64-encoded
 ENCODINGS = {
@@ -31,22 +32,22 @@ DATABASES = [1, "second"]
 
 
 @pytest.fixture(scope="module")
-def srv() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(["first", "second"]) as server:
+def srv(target_kind: str) -> Iterator[Target]:
+    with start_target(target_kind, ["first", "second"]) as server:
         yield server
 
 
 @pytest.fixture
-def kt(srv: EmbeddedServer) -> Iterator[KyotoTycoon]:
-    srv.call(lambda: [db.clear() for db in srv.store.databases])
+def kt(srv: Target) -> Iterator[KyotoTycoon]:
+    srv.clear()
     client = KyotoTycoon(pack_type=KT_PACKER_BYTES)
     client.open(srv.host, srv.port, timeout=10)
     yield client
     client.close()
 
 
-def in_db(srv: EmbeddedServer, db: int | str) -> dict[bytes, bytes]:
-    return srv.call(lambda: {k: v for k, v, _ in srv.store[db].items()})
+def in_db(srv: Target, db: int | str) -> dict[bytes, bytes]:
+    return srv.items(db)
 
 
 @pytest.mark.parametrize("colenc", list(ENCODINGS))
@@ -56,8 +57,8 @@ def test_the_values_force_each_encoding(colenc: str | None) -> None:
     assert tsv.parse_content_type(ctype)[1] == colenc
 
 
-def _put(srv: EmbeddedServer, db: int | str, records: dict[bytes, bytes]) -> None:
-    srv.call(lambda: [srv.store[db].set(k, v, None) for k, v in records.items()])
+def _put(srv: Target, db: int | str, records: dict[bytes, bytes]) -> None:
+    srv.put(records, db)
 
 
 Call = Callable[[KyotoTycoon, str, bytes, Any], Any]
@@ -149,7 +150,7 @@ def test_raw_rpc_db_goes_in_the_body(srv, kt):
 # ---------------------------------------------------------------- the server's rule
 
 
-def _raw_rpc(srv: EmbeddedServer, target: bytes, body: bytes, colenc: str | None) -> tuple[int, bytes]:
+def _raw_rpc(srv: Target, target: bytes, body: bytes, colenc: str | None) -> tuple[int, bytes]:
     with Wire(srv.host, srv.port) as conn:
         resp = conn.request("POST", target, [(b"Content-Type", tsv.content_type(colenc))], body)
         return resp.status, resp.body

@@ -1,5 +1,11 @@
-"""KyotoSlave against the embedded server's replication master: every kind of write
-arrives, in order, and resuming after a disconnect loses and repeats nothing."""
+"""KyotoSlave against a replication master: every kind of write arrives, in order, and
+resuming after a disconnect loses and repeats nothing.
+
+The master is the embedded server, and a real ktserver too when
+``KYOTOTYCOON_TEST_KTSERVER`` names one. One server serves the module: each
+test empties both databases and reads the log from ``start``, a timestamp
+after everything written before it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from oracle import EXCLUSIVE_START, Target, known_divergence, start_target
 
 from kyototycoon import (
     KT_PACKER_BYTES,
@@ -20,27 +27,33 @@ from kyototycoon import (
     KyotoTycoon,
 )
 from kyototycoon.replication import seconds_to_ts
-from kyototycoon.server import EmbeddedServer
 from kyototycoon.spec.replication import XT_MAX
 
 DEADLINE = 5.0
 MASTER_SID = 1
 
 
-@pytest.fixture
-def server() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(["a", "b"], replication_heartbeat=0.1) as srv:
+@pytest.fixture(scope="module")
+def server(target_kind: str) -> Iterator[Target]:
+    with start_target(target_kind, ["a", "b"], replication_heartbeat=0.1) as srv:
         yield srv
 
 
 @pytest.fixture
-def http(server: EmbeddedServer) -> Iterator[KyotoTycoon]:
+def start(server: Target) -> int:
+    """Both databases empty, and the log timestamp to replay this test's writes from."""
+    server.clear()
+    return server.log_end()
+
+
+@pytest.fixture
+def http(server: Target) -> Iterator[KyotoTycoon]:
     with KyotoTycoon(pack_type=KT_PACKER_BYTES).connect(server.host, server.port) as kt:
         yield kt
 
 
 @pytest.fixture
-def binary(server: EmbeddedServer) -> Iterator[KyotoTycoon]:
+def binary(server: Target) -> Iterator[KyotoTycoon]:
     with KyotoTycoon(binary=True, pack_type=KT_PACKER_BYTES).connect(server.host, server.port) as kt:
         yield kt
 
@@ -96,43 +109,53 @@ def write_everything(http: KyotoTycoon, binary: KyotoTycoon) -> list[tuple]:
     ]
 
 
-def test_every_write_arrives_in_order(server, http, binary):
+def test_every_write_arrives_in_order(server, start, http, binary):
     expected = write_everything(http, binary)
-    events = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), len(expected), from_ts=0)
+    events = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), len(expected), from_ts=start)
     assert summary(events) == expected
     assert {e["sid"] for e in events} == {MASTER_SID}
     assert [e["ts"] for e in events] == sorted({e["ts"] for e in events})
     assert all(e["expires"] == XT_MAX for e in events if e["op"] == OP_SET)
 
 
-def test_expiration_is_reported(server, http):
+def test_expiration_is_reported(server, start, http):
     http.set("e", b"v", expire=-4102444800)  # negative: absolute epoch seconds
-    (event,) = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1, from_ts=0)
+    (event,) = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1, from_ts=start)
     assert event["expires"] == 4102444800
 
 
-def test_a_consumer_started_now_sees_later_writes(server, http):
+def test_a_consumer_started_now_sees_later_writes(request, server, start, http):
+    # fails on ktserver when "new" is the first write of the millisecond "now" names: not always
+    known_divergence(request, server, EXCLUSIVE_START, strict=False)
     http.set("old", b"x")
-    old_ts = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1, from_ts=0)[0]["ts"]
+    old_ts = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1, from_ts=start)[0]["ts"]
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE)
     started = time.time()
     stream = slave.consume()  # "now" is taken here, before the next write
     http.set("new", b"y")
     events = []
-    for event in stream:  # "old" may come too when it was written within the same millisecond
-        events.append(event)
-        if event["key"] == b"new":
-            break
-    stream.close()
+    watchdog = threading.Timer(DEADLINE, slave.stop)
+    watchdog.start()
+    try:
+        for event in stream:  # "old" may come too when it was written within the same millisecond
+            events.append(event)
+            if event["key"] == b"new":
+                break
+        stream.close()
+    finally:
+        watchdog.cancel()
+    assert events
     assert events[-1]["key"] == b"new"
     assert all(e["ts"] >= seconds_to_ts(started) for e in events)
     assert len(events) == 1 or events[0]["ts"] == old_ts
 
 
-def test_resume_after_a_disconnect_loses_and_repeats_nothing(server, http, binary):
+def test_resume_after_a_disconnect_loses_and_repeats_nothing(request, server, start, http, binary):
+    # fails on ktserver when the record after the 5th was written in the same millisecond: usually
+    known_divergence(request, server, EXCLUSIVE_START, strict=False)
     expected = write_everything(http, binary)
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE)
-    first = collect(slave, 5, from_ts=0)  # then the connection is closed
+    first = collect(slave, 5, from_ts=start)  # then the connection is closed
     http.set("later", b"z")
     expected.append((0, OP_SET, b"later", b"z"))
     rest = collect(slave, len(expected) - 5, after_ts=first[-1]["ts"])
@@ -140,19 +163,27 @@ def test_resume_after_a_disconnect_loses_and_repeats_nothing(server, http, binar
     assert slave.last_ts == rest[-1]["ts"]
 
 
-def test_white_sid_receives_the_masters_own_records(server, http):
+def test_from_ts_includes_the_record_at_that_ts(request, server, start, http):
+    known_divergence(request, server, EXCLUSIVE_START, strict=True)
+    http.set_bulk({"a": b"1", "b": b"2"})
+    _a, b = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 2, from_ts=start)
+    assert summary(collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1,
+                           from_ts=b["ts"])) == [(0, OP_SET, b"b", b"2")]
+
+
+def test_white_sid_receives_the_masters_own_records(server, start, http):
     http.set("k", b"v")
     slave = KyotoSlave(MASTER_SID, server.host, server.port, timeout=DEADLINE, white_sid=True)
-    assert summary(collect(slave, 1, from_ts=0)) == [(0, OP_SET, b"k", b"v")]
+    assert summary(collect(slave, 1, from_ts=start)) == [(0, OP_SET, b"k", b"v")]
 
 
-def test_stop_from_another_thread(server, http):
+def test_stop_from_another_thread(server, start, http):
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE)
     got: list[dict] = []
     first = threading.Event()
 
     def run() -> None:
-        for event in slave.consume(from_ts=0):
+        for event in slave.consume(from_ts=start):
             got.append(event)
             first.set()
 
@@ -166,10 +197,10 @@ def test_stop_from_another_thread(server, http):
     assert len(got) == 1
 
 
-def test_decoded_keys_and_values(server):
+def test_decoded_keys_and_values(server, start):
     with KyotoTycoon().connect(server.host, server.port) as pickled:  # default packer: pickle
         pickled.set("ключ", {"a": [1, 2]})
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE, decode_keys=True,
                        pack_type=KT_PACKER_PICKLE)
-    (event,) = collect(slave, 1, from_ts=0)
+    (event,) = collect(slave, 1, from_ts=start)
     assert (event["key"], event["value"]) == ("ключ", {"a": [1, 2]})
