@@ -423,8 +423,8 @@ local function visit_full(visitor, key, value, xt, writable)
   if type(rv) == "userdata" then return nil end
   local s = tolstr(rv)
   if s == nil then return nil end
-  -- a second number is the new expiration (ktserver's convention); without one it is kept
-  return s, type(rxt) == "number" and rxt or -xt
+  -- a second number (or numeric string: lua_isnumber) is the new expiration; without one it is kept
+  return s, tonumber(rxt) or -xt
 end
 
 local function visit_empty(visitor, key, writable)
@@ -445,7 +445,7 @@ local function visit_empty(visitor, key, writable)
   if not writable or type(rxt) == "userdata" then return nil end
   local s = tolstr(rv)
   if s == nil then return nil end
-  return s, type(rxt) == "number" and rxt or nil
+  return s, tonumber(rxt)
 end
 
 local function visit_hook(visitor, name)
@@ -738,7 +738,7 @@ function methods.iterate(...)
         ok = op("cur_step", cur)
       end
     end
-    op("cur_free", cur)
+    H.cur_free(cur)
     visit_hook(visitor, "visit_after")
   end)
   return true
