@@ -101,7 +101,7 @@ def usage() -> str:
              "db: '*' (hash), '%' (tree), ':' (stash, the default), '-' or '+' (prototypes); all kept in "
              "memory, ordered by key", ""]
     for title, status in (("options honoured:", HONOURED),
-                          ("accepted, but they only tune the real server's internals (no effect here):", TUNING),
+                          ("accepted, only tuning the real server's internals (no effect here):", TUNING),
                           ("refused (the command exits with a line naming them):", REFUSED)):
         lines.append(title)
         rows = [o for o in OPTIONS.values() if o.status == status]

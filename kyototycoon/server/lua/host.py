@@ -86,7 +86,7 @@ def hash_murmur(data: bytes) -> int:
         k = (k * mul) & _MASK64
         k ^= k >> rtt
         k = (k * mul) & _MASK64
-        h = ((h ^ k) * mul) & _MASK64
+        h = ((h * mul) & _MASK64) ^ k
     tail = data[n * 8:]
     if tail:
         h ^= int.from_bytes(tail, "little")
@@ -101,7 +101,7 @@ def hash_fnv(data: bytes) -> int:
     """kc::hashfnv (FNV-1 64-bit), masked to 48 bits."""
     h = 14695981039346656037
     for byte in data:
-        h = ((h * 109951162811) ^ byte) & _MASK64
+        h = ((h ^ byte) * 109951162811) & _MASK64
     return h & _MASK48
 
 
@@ -244,7 +244,9 @@ def _quote_decode(data: bytes) -> bytes:
 
 
 def _url_encode(data: bytes) -> bytes:
-    return quote_from_bytes(data, safe="-_.~").encode("ascii").replace(b"%", b"%")
+    """kc::urlencode: letters, digits and ``_-.~`` as they are, the rest as lower-case ``%xx``."""
+    return re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                  quote_from_bytes(data, safe="-_.~").encode("ascii"))
 
 
 def _zlib(mode: int, decompress: bool) -> Callable[[bytes], bytes]:

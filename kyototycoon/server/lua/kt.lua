@@ -1003,7 +1003,11 @@ function cmethods.set_value(...)
   local id = selfcur(self, "cur_set_value")
   value = tolstr(value)
   if not value or #value == 0 then invarg("cur_set_value") end
-  local ok, code, message = op("cur_set_value", id, value, xtarg(argc, 3, xt), argc > 3 and tobool(step))
+  -- ktserver's cur_set_value passes its step and xt arguments to TimedDB::Cursor::set_value
+  -- swapped: the expiration becomes `step` seconds from now (0 or 1), and the cursor steps
+  -- unless xt is 0. Scripts written against the real server see exactly that, so do the same.
+  local xtnum = (argc > 2 and xt ~= nil) and tonum(xt) or 1 / 0
+  local ok, code, message = op("cur_set_value", id, value, (argc > 3 and tobool(step)) and 1 or 0, xtnum ~= 0)
   if ok == nil then curfail(self, code, message) return false end
   return true
 end
@@ -1049,7 +1053,7 @@ Cursor.meta_.__tostring = function(...)
   if id == nil then return "(disabled)" end
   local path = op("path", rawget(rawget(self, "db_"), "db_ptr_")) or "(nil)"
   local k = op("cur_get", id, false)
-  return path .. ": " .. (k or "(nil)")
+  return cstr(path .. ": " .. (k or "(nil)"))  -- lua_pushstring: the text ends at a NUL
 end
 Cursor.meta_.__call = function(...)
   local self = ...
@@ -1075,10 +1079,11 @@ kt.db = dbs[1]
 
 -- ScriptProcessor::call: returns the return code and the output map (formatted like
 -- StringBuilder), or RVEINTERNAL and the error message.
-local function to_integer(rv)
+local function to_integer(rv)  -- lua_tointeger: numbers and numeric strings, truncated
   rv = tonumber(rv)
-  if rv == nil then return 0 end
-  return floor(rv + 0.5)
+  if rv == nil or rv ~= rv then return 0 end
+  if rv >= 0 then return floor(rv) end
+  return -floor(-rv)
 end
 function __kt_call__(name, inmap)
   local fn = _G[name]
