@@ -9,13 +9,13 @@ single error byte.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
-from kyototycoon import errors
 from kyototycoon._codec import binary as codec
-from kyototycoon.server.rpc import run_script
+from kyototycoon.server import scripts
 from kyototycoon.spec.binary import Flag
 
 if TYPE_CHECKING:
@@ -69,21 +69,30 @@ def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     return codec.encode_get_bulk_response(found)
 
 
-def _play_script(server: Server, frame: codec.PlayScriptRequest) -> bytes:
+def _play_script(server: Server, frame: codec.PlayScriptRequest) -> bytes | Awaitable[bytes]:
     no_reply = frame.flags & _NO_REPLY
     server.counters["script"] += 1
-    proc = server.config.scripts.get(frame.name.decode("latin-1"))
-    if proc is None:
-        return b"" if no_reply else _ERROR
-    try:
-        out = run_script(server, proc, dict(frame.records))
-    except errors.ServerError:
-        return b"" if no_reply else _ERROR
-    return b"" if no_reply else codec.encode_play_script_response(sorted(out.items()))
+    played = scripts.play(server, frame.name.decode("latin-1"), dict(frame.records))
+    if isinstance(played, tuple):
+        return _script_answer(played, no_reply)
+    return _deferred_answer(played, no_reply)  # a Lua procedure: the connection awaits it
+
+
+def _script_answer(played: scripts.Played, no_reply: int) -> bytes:
+    rv, out = played
+    if no_reply:
+        return b""
+    if rv != scripts.RV_SUCCESS:
+        return _ERROR
+    return codec.encode_play_script_response(sorted(out.items()))
+
+
+async def _deferred_answer(played: Awaitable[scripts.Played], no_reply: int) -> bytes:
+    return _script_answer(await played, no_reply)
 
 
 #: request type -> handler, so the connection loop needs no magic byte lookup
-HANDLERS_BY_TYPE: dict[type, Callable[[Server, Any], bytes]] = {
+HANDLERS_BY_TYPE: dict[type, Callable[[Server, Any], Any]] = {
     codec.SetBulkRequest: _set_bulk,
     codec.RemoveBulkRequest: _remove_bulk,
     codec.GetBulkRequest: _get_bulk,
@@ -91,6 +100,6 @@ HANDLERS_BY_TYPE: dict[type, Callable[[Server, Any], bytes]] = {
 }
 
 
-def handle_binary(server: Server, frame: Any) -> bytes:
-    """The answer to one decoded request frame (``b""`` for none)."""
+def handle_binary(server: Server, frame: Any) -> bytes | Awaitable[bytes]:
+    """The answer to one decoded request frame (``b""`` for none); an awaitable for a Lua script."""
     return HANDLERS_BY_TYPE[type(frame)](server, frame)

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 
 from kyototycoon.server.config import (
@@ -22,6 +23,7 @@ from kyototycoon.server.config import (
     ServerConfig,
 )
 from kyototycoon.server.core import Server
+from kyototycoon.server.lua.runtime import LuaError
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -61,6 +63,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="fsync each write before answering, about every second, or never")
     parser.add_argument("--server-name", default=None,
                         help="host:port written in REST Location headers (default localhost:PORT)")
+    parser.add_argument("--script", metavar="FILE.lua",
+                        help="Kyoto Tycoon Lua script: its global functions become play_script procedures")
+    parser.add_argument("--script-timeout", type=float, default=None, metavar="SECONDS",
+                        help="end a Lua procedure that runs longer with an error answer (default: none)")
+    parser.add_argument("--script-threads", type=int, default=None, metavar="N",
+                        help="Lua worker threads, one Lua state each (default 16, like ktserver -th)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -78,11 +86,15 @@ def _master(text: str | None) -> tuple[str | None, int]:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """A :class:`ServerConfig` from parsed :func:`add_server_arguments` options."""
+    """A :class:`ServerConfig` from parsed :func:`add_server_arguments` options.
+
+    With ``--script``, the script is compiled here: a Lua syntax error raises
+    :class:`~kyototycoon.server.lua.LuaError` with one line saying where.
+    """
     master_host, master_port = _master(args.master)
     if master_host and not args.rts:
         raise SystemExit("kyototycoon serve: replication requires the replication time stamp file (--rts)")
-    return ServerConfig(
+    config = ServerConfig(
         master_host=master_host, master_port=master_port, rts=args.rts, replication_interval=args.riv,
         ulog=args.ulog, ulog_limit=args.ulog_limit, ulog_sync=args.ulog_sync,
         host=args.host, port=args.port, databases=args.databases or ["%"],
@@ -92,6 +104,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_header_bytes=args.max_header_bytes, max_records=args.max_records,
         server_name=args.server_name,
     )
+    if getattr(args, "script", None):
+        config.scripts.load_lua(args.script, config.databases, threads=args.script_threads,
+                                timeout=args.script_timeout)
+    return config
 
 
 async def _serve(config: ServerConfig) -> None:
@@ -120,5 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="kyototycoon serve", description="Embedded Kyoto Tycoon 0.9.56-compatible server"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    serve_forever(config_from_args(args))
+    try:
+        config = config_from_args(args)
+    except LuaError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    serve_forever(config)
     return 0

@@ -305,7 +305,10 @@ class _KtConnection(_Connection):
                 answers: list[bytes] = []
                 try:
                     while (frame := frame_reader.next_frame()) is not None:
-                        answers.append(handle_binary(server, frame))
+                        answer = handle_binary(server, frame)
+                        if not isinstance(answer, bytes):  # a Lua script, run off the loop
+                            answer = await answer
+                        answers.append(answer)
                         if not frame_reader.buffered:
                             break
                 except ProtocolError:

@@ -13,6 +13,7 @@ closed, snapshot written if configured) and joins the thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
@@ -34,10 +35,16 @@ class EmbeddedServer:
     fields (``port`` defaults to 0, a free port); ``databases`` may also be
     given positionally, e.g. ``EmbeddedServer(["a", "b"])``. Use
     ``memcache_port=0`` for a memcached listener on a free port.
+
+    ``script="file.lua"`` loads a Kyoto Tycoon Lua script: its global functions
+    become ``play_script`` procedures (``script_timeout`` seconds bound each call,
+    ``script_threads`` Lua workers run them). A script that does not compile raises
+    :class:`~kyototycoon.server.lua.LuaError`.
     """
 
     def __init__(self, databases: Sequence[str] | None = None, *, config: ServerConfig | None = None,
-                 **settings: Any):
+                 script: str | os.PathLike[str] | None = None, script_timeout: Optional[float] = None,
+                 script_threads: Optional[int] = None, **settings: Any):
         if config is None:
             settings.setdefault("port", 0)
             if databases is not None:
@@ -45,6 +52,8 @@ class EmbeddedServer:
             config = ServerConfig(**settings)
         elif settings or databases is not None:
             raise TypeError("pass either config= or settings, not both")
+        if script is not None:
+            config.scripts.load_lua(script, config.databases, threads=script_threads, timeout=script_timeout)
         self.config = config
         self.server = Server(config)
         self._loop: Optional[asyncio.AbstractEventLoop] = None

@@ -15,14 +15,16 @@ and takes them; parameter names are ASCII.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from kyototycoon import errors
+from kyototycoon.server import scripts
 from kyototycoon.server import ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
@@ -76,7 +78,7 @@ class Call:
         return {k[1:]: v for k, v in self.params.items() if k[:1] == b"_" and len(k) > 0}
 
 
-Handler = Callable[[Call], Optional[Outmap]]
+Handler = Callable[[Call], Union[Optional[Outmap], Awaitable[Optional[Outmap]]]]
 
 
 @dataclass(frozen=True)
@@ -161,25 +163,15 @@ def do_report(call: Call) -> Outmap:
     return call.server.report()
 
 
-def do_play_script(call: Call) -> Outmap:
+async def do_play_script(call: Call) -> Outmap:
     name = call.params.get(b"name")
     if not name or not name.isalnum():
         raise errors.InvalidParameters(400, "invalid parameters")
-    proc = call.server.config.scripts.get(name.decode("ascii"))
-    if proc is None:
-        raise errors.NotImplementedByServer(501, "no such scripting procedure")
-    return {b"_" + k: v for k, v in run_script(call.server, proc, call.underscored()).items()}
-
-
-def run_script(server: Server, proc, inmap: Outmap) -> Mapping[bytes, bytes]:
-    """Call a script procedure; every failure becomes ``the scripting procedure failed``."""
-    try:
-        return proc(server.store, inmap)
-    except errors.ServerError as exc:
-        raise errors.ServerError(exc.status, "the scripting procedure failed") from None
-    except Exception:  # noqa: BLE001 -- user code: a bug in a script is a 500 for that call, as in ktserver
-        _log.exception("script procedure failed")
-        raise errors.ServerError(500, "the scripting procedure failed") from None
+    played = scripts.play(call.server, name.decode("ascii"), call.underscored())
+    rv, out = played if isinstance(played, tuple) else await played
+    if rv != scripts.RV_SUCCESS:
+        raise scripts.rpc_failure(rv)
+    return {b"_" + k: v for k, v in out.items()}
 
 
 def do_tune_replication(call: Call) -> None:
@@ -389,7 +381,7 @@ async def call_procedure(server: Server, session: Session, name: str, params: Pa
         elif name == "cur_delete":
             del session.cursors[cur_id]
             return 200, {}
-    status, out = _dispatch(server, name, params, db, cursor, session)
+    status, out = await _dispatch(server, name, params, db, cursor, session)
     signal = params.get(b"SIGNAL")
     if signal is not None:
         woken = store.signal(signal.decode("latin-1"), broadcast=b"SIGNALBROAD" in params)
@@ -397,7 +389,7 @@ async def call_procedure(server: Server, session: Session, name: str, params: Pa
     return status, out
 
 
-def _dispatch(server: Server, name: str, params: Params, db: Database | None, cursor: Cursor | None,
+async def _dispatch(server: Server, name: str, params: Params, db: Database | None, cursor: Cursor | None,
               session: Session) -> tuple[int, Outmap]:
     proc = PROCEDURES.get(name)
     if proc is None:
@@ -414,6 +406,8 @@ def _dispatch(server: Server, name: str, params: Params, db: Database | None, cu
     counters[proc.counter] += 1
     try:
         out = proc.handler(Call(server, session, params, db, cursor))
+        if inspect.isawaitable(out):  # play_script of a Lua procedure: it runs off the loop
+            out = await out
     except errors.ServerError as exc:
         counters[proc.counter + "_misses"] += 1
         return exc.status or 500, {b"ERROR": exc.message.encode("utf-8")}
