@@ -205,8 +205,9 @@ def walk_records(kt: Any, db: Database) -> Iterator[tuple[bytes, bytes]]:
         if not cursor.jump(db=db):
             return
         while True:
-            key, value = cursor.get(step=True)
-            if key is None:
+            try:
+                key, value = cursor.get(step=True)
+            except NoRecord:  # stepped past the last record
                 return
             yield text_bytes(key), value
 

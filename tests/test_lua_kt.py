@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from kyototycoon.server.lua import LuaError, runtime
 
 pytest.importorskip("lupa")
 
-RECORDED = json.load(open(RECORDING, encoding="utf-8"))
+RECORDED = json.loads(Path(RECORDING).read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def client(srv: EmbeddedServer, binary: bool, timeout: float = 10) -> KyotoTycoo
 
 
 @pytest.mark.parametrize("case", RECORDED["results"],
-                         ids=[f"{r['protocol']}-{r['procedure']}-{i}" for i, r in enumerate(RECORDED["results"])])
+                         ids=[f"{r['protocol']}-{r['procedure']}-{i}"
+                              for i, r in enumerate(RECORDED["results"])])
 def test_same_answer_as_real_ktserver(server, case):
     """Every kt function and class, over HTTP and binary, answers what ktserver 0.9.56b answered."""
     kt = client(server, case["protocol"] == "binary")

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from kyototycoon import errors
-from kyototycoon.server import scripts
-from kyototycoon.server import ulog_file
+from kyototycoon.server import scripts, ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
 
