@@ -190,8 +190,9 @@ def walk_records(kt: Any, db: Database) -> Iterator[tuple[bytes, bytes]]:
         if not cursor.jump(db=db):
             return
         while True:
-            key, value = cursor.get(step=True)
-            if key is None:
+            try:
+                key, value = cursor.get(step=True)
+            except NoRecord:  # past the last record
                 return
             yield text_bytes(key), value
 
@@ -404,8 +405,11 @@ def demo_session(host: str, port: int, timeout: float, say: Callable[[str], None
         with raw, raw.cursor() as cursor:
             if cursor.jump(DEMO_PREFIX):
                 for _ in range(len(users) + 2):
-                    key, value = cursor.get(step=True)
-                    if key is None or not str(key).startswith(DEMO_PREFIX):
+                    try:
+                        key, value = cursor.get(step=True)
+                    except NoRecord:  # past the last record
+                        break
+                    if not str(key).startswith(DEMO_PREFIX):
                         break
                     say(f"{key} = {value!r}")
         written = 2 + len(users)
