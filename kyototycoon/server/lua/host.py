@@ -342,24 +342,14 @@ def _get(db: Database, key: bytes) -> tuple[bytes, int]:
     return db.get(key)
 
 
-def _set(db: Database, key: bytes, value: bytes, xt: Optional[float]) -> bool:
-    db.set(key, value, _xt(xt))
-    return True
+def _write(method: str) -> Callable[[Database, bytes, bytes, Optional[float]], bool]:
+    """A store write (``set``, ``add``, ...) as kt.DB calls it: True, or the store's error raised."""
+    def run(db: Database, key: bytes, value: bytes, xt: Optional[float]) -> bool:
+        getattr(db, method)(key, value, _xt(xt))
+        return True
 
-
-def _add(db: Database, key: bytes, value: bytes, xt: Optional[float]) -> bool:
-    db.add(key, value, _xt(xt))
-    return True
-
-
-def _replace(db: Database, key: bytes, value: bytes, xt: Optional[float]) -> bool:
-    db.replace(key, value, _xt(xt))
-    return True
-
-
-def _append(db: Database, key: bytes, value: bytes, xt: Optional[float]) -> bool:
-    db.append(key, value, _xt(xt))
-    return True
+    run.__name__ = f"_{method}"
+    return run
 
 
 def _xt(xt: Optional[float]) -> Optional[int]:
@@ -425,8 +415,8 @@ def _limit(num: float) -> Optional[int]:
 
 #: name -> (operation on a Database, kind of result for Lua: "value", "table", "list")
 DB_OPS: dict[str, tuple[Callable[..., Any], str]] = {
-    "get": (_get, "value"), "set": (_set, "value"), "add": (_add, "value"),
-    "replace": (_replace, "value"), "append": (_append, "value"),
+    "get": (_get, "value"), "set": (_write("set"), "value"), "add": (_write("add"), "value"),
+    "replace": (_write("replace"), "value"), "append": (_write("append"), "value"),
     "increment": (_increment, "value"), "increment_double": (_increment_double, "value"),
     "cas": (_cas, "value"), "remove": (_remove, "value"), "check": (_check, "value"),
     "seize": (_seize, "value"), "set_bulk": (_set_bulk, "value"), "remove_bulk": (_remove_bulk, "value"),

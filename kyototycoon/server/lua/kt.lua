@@ -263,7 +263,7 @@ function kt.arraydump(...)
     local v = src[i]
     local t = type(v)
     if t == "number" then
-      v = v == floor(v) and format("%d", v) or format("%.6f", v)
+      v = numstr(v)
     elseif t ~= "string" then
       v = nil
     end
@@ -296,9 +296,9 @@ function kt.mapdump(...)
   local parts = {}
   for k, v in next, src do
     local ks, vs
-    if type(k) == "number" then ks = k == floor(k) and format("%d", k) or format("%.6f", k)
+    if type(k) == "number" then ks = numstr(k)
     elseif type(k) == "string" then ks = k end
-    if type(v) == "number" then vs = v == floor(v) and format("%d", v) or format("%.6f", v)
+    if type(v) == "number" then vs = numstr(v)
     elseif type(v) == "string" then vs = v end
     if ks and vs then
       parts[#parts + 1] = varnum(#ks) .. varnum(#vs)
@@ -513,31 +513,24 @@ methods.add = boolop("add", "db_add", 3, 4)
 methods.replace = boolop("replace", "db_replace", 3, 4)
 methods.append = boolop("append", "db_append", 3, 4)
 
-function methods.increment(...)
-  local argc = select("#", ...)
-  if argc < 2 or argc > 5 then invarg("db_increment") end
-  local self, key, num, orig, xt = ...
-  local idx = selfdb(self, "db_increment")
-  key = tolstr(key)
-  if not key then invarg("db_increment") end
-  local r, code, message = op("increment", idx, key, argc > 2 and tonum(num) or 0,
-                              argc > 3 and tonum(orig) or 0, xtarg(argc, 5, xt))
-  if r == nil then failed(self, code, message) return nil end
-  return r
+-- increment and increment_double take the same arguments; only the store operation differs
+local function numop(name)
+  local cname = "db_" .. name
+  return function(...)
+    local argc = select("#", ...)
+    if argc < 2 or argc > 5 then invarg(cname) end
+    local self, key, num, orig, xt = ...
+    local idx = selfdb(self, cname)
+    key = tolstr(key)
+    if not key then invarg(cname) end
+    local r, code, message = op(name, idx, key, argc > 2 and tonum(num) or 0,
+                                argc > 3 and tonum(orig) or 0, xtarg(argc, 5, xt))
+    if r == nil then failed(self, code, message) return nil end
+    return r
+  end
 end
-
-function methods.increment_double(...)
-  local argc = select("#", ...)
-  if argc < 2 or argc > 5 then invarg("db_increment_double") end
-  local self, key, num, orig, xt = ...
-  local idx = selfdb(self, "db_increment_double")
-  key = tolstr(key)
-  if not key then invarg("db_increment_double") end
-  local r, code, message = op("increment_double", idx, key, argc > 2 and tonum(num) or 0,
-                              argc > 3 and tonum(orig) or 0, xtarg(argc, 5, xt))
-  if r == nil then failed(self, code, message) return nil end
-  return r
-end
+methods.increment = numop("increment")
+methods.increment_double = numop("increment_double")
 
 function methods.cas(...)
   local argc = select("#", ...)
