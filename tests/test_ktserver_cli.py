@@ -33,6 +33,21 @@ def test_memcache_plugin():
     assert inv.config.memcache_port == 23011 and inv.config.memcache_flags
 
 
+def test_update_log_and_slave_options(tmp_path):
+    inv = ktserver.parse(["-ulog", str(tmp_path), "-ulim", "4096", "-mhost", "127.0.0.1", "-mport", "23012",
+                          "-rts", str(tmp_path / "x.rts"), "-riv", "0.5", "-sid", "7"])
+    cfg = inv.config
+    assert (cfg.ulog, cfg.ulog_limit, cfg.ulog_sync) == (str(tmp_path), 4096, "never")
+    assert (cfg.master_host, cfg.master_port, cfg.rts, cfg.replication_interval, cfg.sid) == (
+        "127.0.0.1", 23012, str(tmp_path / "x.rts"), 0.5, 7)
+    assert ktserver.parse(["-ulog", str(tmp_path), "-uasi", "1"]).config.ulog_sync == "interval"
+
+
+def test_slave_mode_needs_an_rts_file(capsys):
+    assert ktserver.main(["-mhost", "127.0.0.1"]) == 1
+    assert "-rts" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", [o.name for o in ktserver.OPTIONS.values() if o.status == ktserver.REFUSED])
 def test_refused_options_name_themselves(name, capsys):
     argv = [name] + (["x"] if ktserver.OPTIONS[name].metavar else [])

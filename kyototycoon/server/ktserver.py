@@ -55,9 +55,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("-ls", None, HONOURED, "log system and error messages"),
     Option("-le", None, HONOURED, "log error messages only"),
     Option("-lz", None, HONOURED, "log nothing"),
-    Option("-ulog", "dir", REFUSED, "the update log on disk is not supported yet (it is kept in memory)"),
-    Option("-ulim", "num", HONOURED, "bound of the in-memory update log in bytes"),
-    Option("-uasi", "num", TUNING, "update-log auto-synchronization interval"),
+    Option("-ulog", "dir", HONOURED, "update-log directory (ktserver's file format; see --ulog of serve)"),
+    Option("-ulim", "num", HONOURED, "limit of each update-log file (and of the in-memory log), bytes"),
+    Option("-uasi", "num", HONOURED, "update-log auto-sync: fsync about every second (else never)"),
     Option("-sid", "num", HONOURED, "server id written into update-log records"),
     Option("-ord", None, REFUSED, "read-only databases are not supported"),
     Option("-oat", None, TUNING, "database option: auto transaction"),
@@ -75,10 +75,10 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("-pid", "file", HONOURED, "write the process id to this file"),
     Option("-cmd", "dir", REFUSED, "external commands (the cmd procedure) are not supported"),
     Option("-scr", "file", HONOURED, "Lua script: its global functions are play_script procedures"),
-    Option("-mhost", "str", REFUSED, "replication slave mode is not supported yet"),
-    Option("-mport", "num", REFUSED, "replication slave mode is not supported yet"),
-    Option("-rts", "file", REFUSED, "replication slave mode is not supported yet"),
-    Option("-riv", "num", REFUSED, "replication slave mode is not supported yet"),
+    Option("-mhost", "str", HONOURED, "replication master's host (slave mode; needs -rts)"),
+    Option("-mport", "num", HONOURED, "replication master's port (default 1978)"),
+    Option("-rts", "file", HONOURED, "replication time stamp file"),
+    Option("-riv", "num", HONOURED, "replication interval in seconds (default 0.04)"),
     Option("-plsv", "file", HONOURED, "pluggable server: only the memcached plugin (ktplugservmemc), "
                                       "configured by -plex 'port=N#opts=f'"),
     Option("-plex", "str", HONOURED, "pluggable server's settings"),
@@ -180,7 +180,20 @@ def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invo
     if "-sid" in values:
         config.sid = atoi(values["-sid"].encode())
     if "-ulim" in values:
-        config.ulog_bytes = max(1, atoi(values["-ulim"].encode()))
+        config.ulog_bytes = config.ulog_limit = max(1, atoi(values["-ulim"].encode()))
+    if "-ulog" in values:
+        config.ulog = values["-ulog"]
+        # ktserver fsyncs its update log only with -uasi (auto synchronization), never on each write
+        config.ulog_sync = "interval" if "-uasi" in values else "never"
+    if "-mhost" in values:
+        if "-rts" not in values:
+            raise UsageError("-mhost: replication requires the replication time stamp file (-rts)")
+        config.master_host = values["-mhost"]
+        config.master_port = atoi(values.get("-mport", str(DEFAULT_PORT)).encode())
+    if "-rts" in values:
+        config.rts = values["-rts"]
+    if "-riv" in values:
+        config.replication_interval = atof(values["-riv"].encode())
     if "-bgs" in values:
         config.snapshot = os.path.join(values["-bgs"], "ktserver.ktsnap")
         config.snapshot_interval = atof(values.get("-bgsi", "0").encode())
