@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -81,18 +82,18 @@ class RawFloor:
         self.sizes = {op: len(self._probe(req)) for op, req in requests.items()}
 
     def _probe(self, request: bytes) -> bytes:
+        """One whole answer, framed by its own length (a pause of a loaded server must not cut it)."""
         self.sock.sendall(request)
-        self.sock.settimeout(0.5)  # the answer's length is not known yet: read until quiet
+        self.sock.settimeout(30)
         data = b""
-        try:
-            while True:
-                chunk = self.sock.recv(1 << 20)
-                if not chunk:
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
+        while (size := _answer_size(data)) is None or len(data) < size:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("the server closed the floor's connection")
+            data += chunk
         self.sock.settimeout(None)
+        if len(data) != size:
+            raise RuntimeError("the server answered more than one answer")
         return data
 
     def op(self, name: str) -> Callable[[], None]:
@@ -105,6 +106,21 @@ class RawFloor:
                 got += len(sock.recv(size - got))
 
         return run
+
+
+def _answer_size(data: bytes) -> int | None:
+    """The length of the answer that ``data`` starts with, or None while it cannot tell yet."""
+    if data[:5] == b"HTTP/":
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", data[:head_end])
+        return head_end + 4 + (int(length.group(1)) if length else 0)
+    if not data:
+        return None
+    decode = codec.RESPONSES_DECODERS[data[0]]
+    frame, end = decode(data, 0)
+    return end if frame is not None else None
 
 
 def floor_requests(host: str, kind: str) -> dict[str, dict[str, bytes]]:
@@ -278,6 +294,10 @@ def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int, kinds:
             for _ in range(rounds):
                 for op in OPS:
                     for name, client in clients.items():
+                        # the records every get reads, as the floor sized them: a peer's own pickling
+                        # (ukt's protocol) must not change what the next client reads
+                        seed["set"]()
+                        seed["set_bulk"]()
                         fn = client.op(op) if isinstance(client, RawFloor) else client[op]
                         row = results.setdefault((protocol, op, kind), {})
                         try:
