@@ -29,24 +29,30 @@ _DB_AND_XT = itemgetter(0, 1)
 
 def _set_bulk(server: Server, frame: codec.SetBulkRequest) -> bytes:
     databases = server.store.databases
-    hits = 0
+    hits = asked = 0
     # one store call per run of consecutive records with the same database and xt (so
     # writes keep their order): the expiry sweep and clock read happen once per run
     for (db_index, xt), run in groupby(frame.records, _DB_AND_XT):
         if db_index < len(databases):
-            hits += databases[db_index].set_bulk([(key, value) for _db, _xt, key, value in run], xt)
-    server.counters["set"] += len(frame.records)
+            records = [(key, value) for _db, _xt, key, value in run]
+            asked += len(records)
+            hits += databases[db_index].set_bulk(records, xt)
+    # ktserver counts the records of the databases that exist only
+    server.counters["set"] += asked
+    server.counters["set_misses"] += asked - hits
     return b"" if frame.flags & _NO_REPLY else codec.encode_set_bulk_response(hits)
 
 
 def _remove_bulk(server: Server, frame: codec.RemoveBulkRequest) -> bytes:
     databases = server.store.databases
-    hits = 0
+    hits = asked = 0
     for db_index, run in groupby(frame.records, _DB):
         if db_index < len(databases):
-            hits += databases[db_index].remove_bulk([r[1] for r in run])
-    server.counters["remove"] += len(frame.records)
-    server.counters["remove_misses"] += len(frame.records) - hits
+            keys = [r[1] for r in run]
+            asked += len(keys)
+            hits += databases[db_index].remove_bulk(keys)
+    server.counters["remove"] += asked
+    server.counters["remove_misses"] += asked - hits
     return b"" if frame.flags & _NO_REPLY else codec.encode_remove_bulk_response(hits)
 
 
@@ -54,17 +60,19 @@ def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     databases = server.store.databases
     records = frame.records
     found = []
+    asked = 0
     for db_index, run in groupby(records, _DB):
         if db_index < len(databases):
             run = list(run)
+            asked += len(run)
             hits = databases[db_index].get_bulk([key for _db, key in run])
             # walk the request, not the dict: a key asked twice is answered twice, as by ktserver
             for _db, key in run:
                 record = hits.get(key)
                 if record is not None:
                     found.append((db_index, record[1], key, record[0]))
-    server.counters["get"] += len(records)
-    server.counters["get_misses"] += len(records) - len(found)
+    server.counters["get"] += asked
+    server.counters["get_misses"] += asked - len(found)
     # ktserver answers get_bulk even with the no-reply flag
     return codec.encode_get_bulk_response(found)
 

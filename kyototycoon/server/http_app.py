@@ -154,13 +154,21 @@ def handle_rest(server: Server, request: Request) -> bytes:
     keep = request.keep_alive
     db, key = _rest_target(server, request.path)
     if db is None:
+        if request.method == "HEAD":
+            # ktserver writes Content-Length only for a body it sends or a header its handler
+            # set; this answer comes before any handler, so a HEAD gets none
+            response = build_response(400, None, keep_alive=keep, head=True)
+            return response.replace(b"Content-Length: 0\r\n", b"", 1)
         return build_response(400, None, b"no such database\n", keep_alive=keep)
     method = request.method
+    counters = server.counters  # ktserver counts REST reads and writes as it counts RPC ones
     if method in ("GET", "HEAD"):
         head = method == "HEAD"
+        counters["get"] += 1
         try:
             value, xt = db.get(key)
         except errors.ServerError as exc:
+            counters["get_misses"] += 1
             return build_response(404 if isinstance(exc, errors.NoRecord) else 500, [_error_header(exc)],
                                   keep_alive=keep, head=head)
         headers = [(b"X-Kt-Xt", http_date_of(xt))] if xt < XT_MAX else None
@@ -170,16 +178,20 @@ def handle_rest(server: Server, request: Request) -> bytes:
         store = {"add": db.add, "replace": db.replace}.get(mode, db.set)
         raw_xt = request.headers.get("x-kt-xt")
         xt = parse_xt_header(raw_xt) if raw_xt is not None else -1
+        counters["set"] += 1
         try:
             store(key, request.body, -xt if 0 < xt < XT_MAX else None)
         except errors.ServerError as exc:
+            counters["set_misses"] += 1
             return build_response(450 if exc.status == 450 else 500, [_error_header(exc)], keep_alive=keep)
         location = b"http://" + server.server_name.encode("latin-1") + request.target
         return build_response(201, [(b"Location", location)], keep_alive=keep)
     if method == "DELETE":
+        counters["remove"] += 1
         try:
             db.remove(key)
         except errors.ServerError as exc:
+            counters["remove_misses"] += 1
             return build_response(404 if isinstance(exc, errors.NoRecord) else 500, [_error_header(exc)],
                                   keep_alive=keep)
         return build_response(204, None, keep_alive=keep)

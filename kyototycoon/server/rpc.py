@@ -85,13 +85,17 @@ class Procedure:
     """A row of the table: handler, target (``"db"``, ``"cursor"`` or None) and required parameters.
 
     ``counter`` names the ``report`` counter it bumps (``cnt_<counter>``, and
-    ``cnt_<counter>_misses`` when it fails).
+    ``cnt_<counter>_misses`` when it fails) once its parameters passed the
+    checks, as ktserver's handlers do; None for the procedures ktserver does
+    not count (``void``, ``echo``, ``report``, ...) and for those that count
+    for themselves (the bulk ones count a record each, ``seize`` is a get and
+    a remove, ``play_script`` counts once its name is valid).
     """
 
     handler: Handler
     target: Optional[str] = "db"
     required: tuple[bytes, ...] = ()
-    counter: str = "misc"
+    counter: Optional[str] = "misc"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -162,10 +166,17 @@ def do_report(call: Call) -> Outmap:
     return call.server.report()
 
 
+def _count(call: Call, counter: str, asked: int, hits: int) -> None:
+    """ktserver's count of a bulk operation: every record asked, the ones that missed."""
+    call.server.counters[counter] += asked
+    call.server.counters[counter + "_misses"] += asked - hits
+
+
 async def do_play_script(call: Call) -> Outmap:
     name = call.params.get(b"name")
     if not name or not name.isalnum():
         raise errors.InvalidParameters(400, "invalid parameters")
+    call.server.counters["script"] += 1
     played = scripts.play(call.server, name.decode("ascii"), call.underscored())
     rv, out = played if isinstance(played, tuple) else await played
     if rv != scripts.RV_SUCCESS:
@@ -224,22 +235,48 @@ def do_check(call: Call) -> Outmap:
 
 
 def do_seize(call: Call) -> Outmap:
-    value, xt = call.db.seize(call.params[b"key"])
+    # ktserver counts a seize as a remove and a get, and a miss as a miss of both
+    try:
+        value, xt = call.db.seize(call.params[b"key"])
+    except errors.ServerError:
+        _count(call, "remove", 1, 0)
+        _count(call, "get", 1, 0)
+        raise
+    _count(call, "remove", 1, 1)
+    _count(call, "get", 1, 1)
     return _with_xt({b"value": value}, xt)
 
 
 def do_set_bulk(call: Call) -> Outmap:
-    num = call.db.set_bulk(call.underscored(), call.xt(), call.flag(b"atomic"))
+    records = call.underscored()
+    try:
+        num = call.db.set_bulk(records, call.xt(), call.flag(b"atomic"))
+    except errors.ServerError:
+        _count(call, "set", len(records), 0)
+        raise
+    _count(call, "set", len(records), num)
     return {b"num": b"%d" % num}
 
 
 def do_remove_bulk(call: Call) -> Outmap:
-    num = call.db.remove_bulk(list(call.underscored()), call.flag(b"atomic"))
+    keys = list(call.underscored())
+    try:
+        num = call.db.remove_bulk(keys, call.flag(b"atomic"))
+    except errors.ServerError:
+        _count(call, "remove", len(keys), 0)
+        raise
+    _count(call, "remove", len(keys), num)
     return {b"num": b"%d" % num}
 
 
 def do_get_bulk(call: Call) -> Outmap:
-    found = call.db.get_bulk(list(call.underscored()), call.flag(b"atomic"))
+    keys = list(call.underscored())
+    try:
+        found = call.db.get_bulk(keys, call.flag(b"atomic"))
+    except errors.ServerError:
+        _count(call, "get", len(keys), 0)
+        raise
+    _count(call, "get", len(keys), len(found))
     out = {b"_" + key: value for key, (value, _xt) in found.items()}
     out[b"num"] = b"%d" % len(found)
     return out
@@ -308,13 +345,13 @@ KEY_VALUE = (b"key", b"value")
 
 #: name -> procedure, every one ktserver 0.9.56 answers over TSV-RPC.
 PROCEDURES: dict[str, Procedure] = {
-    "void": Procedure(do_void, None),
-    "echo": Procedure(do_echo, None),
-    "report": Procedure(do_report, None),
-    "play_script": Procedure(do_play_script, None, counter="script"),
-    "tune_replication": Procedure(do_tune_replication, None),
-    "ulog_list": Procedure(ulog_file.do_ulog_list, None),
-    "ulog_remove": Procedure(ulog_file.do_ulog_remove, None),
+    "void": Procedure(do_void, None, counter=None),
+    "echo": Procedure(do_echo, None, counter=None),
+    "report": Procedure(do_report, None, counter=None),
+    "play_script": Procedure(do_play_script, None, counter=None),
+    "tune_replication": Procedure(do_tune_replication, None, counter=None),
+    "ulog_list": Procedure(ulog_file.do_ulog_list, None, counter=None),
+    "ulog_remove": Procedure(ulog_file.do_ulog_remove, None, counter=None),
     "status": Procedure(do_status),
     "clear": Procedure(do_clear),
     "synchronize": Procedure(do_synchronize),
@@ -328,10 +365,10 @@ PROCEDURES: dict[str, Procedure] = {
     "remove": Procedure(do_remove, required=KEY, counter="remove"),
     "get": Procedure(do_get, required=KEY, counter="get"),
     "check": Procedure(do_check, required=KEY, counter="get"),
-    "seize": Procedure(do_seize, required=KEY, counter="remove"),
-    "set_bulk": Procedure(do_set_bulk, counter="set"),
-    "remove_bulk": Procedure(do_remove_bulk, counter="remove"),
-    "get_bulk": Procedure(do_get_bulk, counter="get"),
+    "seize": Procedure(do_seize, required=KEY, counter=None),
+    "set_bulk": Procedure(do_set_bulk, counter=None),
+    "remove_bulk": Procedure(do_remove_bulk, counter=None),
+    "get_bulk": Procedure(do_get_bulk, counter=None),
     "vacuum": Procedure(do_vacuum),
     "match_prefix": Procedure(do_match_prefix, required=(b"prefix",)),
     "match_regex": Procedure(do_match_regex, required=(b"regex",)),
@@ -346,7 +383,7 @@ PROCEDURES: dict[str, Procedure] = {
     "cur_get_value": Procedure(_cursor_get(True, "value"), "cursor", counter="get"),
     "cur_get": Procedure(_cursor_get(True, "record"), "cursor", counter="get"),
     "cur_seize": Procedure(do_cur_seize, "cursor", counter="get"),
-    "cur_delete": Procedure(do_cur_delete, None),
+    "cur_delete": Procedure(do_cur_delete, None, counter=None),
 }
 
 def resolve_db(server: Server, raw: bytes | None) -> Database | None:
@@ -402,15 +439,50 @@ async def _dispatch(server: Server, name: str, params: Params, db: Database | No
         if required not in params:
             return 400, {b"ERROR": b"invalid parameters"}
     counters = server.counters
-    counters[proc.counter] += 1
+    if proc.counter is not None:
+        counters[proc.counter] += 1
     try:
         out = proc.handler(Call(server, session, params, db, cursor))
         if inspect.isawaitable(out):  # play_script of a Lua procedure: it runs off the loop
             out = await out
     except errors.ServerError as exc:
-        counters[proc.counter + "_misses"] += 1
+        if proc.counter is not None:
+            counters[proc.counter + "_misses"] += 1
         return exc.status or 500, {b"ERROR": exc.message.encode("utf-8")}
     return 200, (out if out is not None else {})
+
+
+_PROC_FIELDS = {"/proc/self/status": {"VmPeak": "mem_peak", "VmSize": "mem_size", "VmRSS": "mem_rss"},
+                "/proc/meminfo": {"MemTotal": "mem_total", "MemFree": "mem_free", "Cached": "mem_cached"}}
+
+
+def system_info() -> dict[str, str]:
+    """Kyoto Cabinet's ``getsysinfo`` (the ``sys_*`` fields of ``report``): CPU times and memory.
+
+    From ``getrusage`` and, on Linux, ``/proc``: sizes in bytes (``kB`` read as 1024).
+    """
+    out: dict[str, str] = {}
+    try:
+        import resource
+    except ImportError:  # not on Windows: ktserver reports nothing there either
+        return out
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["ru_utime"] = f"{usage.ru_utime:.6f}"
+    out["ru_stime"] = f"{usage.ru_stime:.6f}"
+    if usage.ru_maxrss > 0:
+        out["mem_peak"] = out["mem_size"] = out["mem_rss"] = str(usage.ru_maxrss * 1024)
+    for path, fields in _PROC_FIELDS.items():
+        try:
+            with open(path, encoding="latin-1") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, value = line.partition(":")
+            number, _, unit = value.strip().partition(" ")
+            if name in fields and number.isdigit() and int(number) > 0:
+                out[fields[name]] = str(int(number) * (1024 if unit.lower().startswith("k") else 1))
+    return out
 
 
 def build_report(server: Server) -> Outmap:
@@ -435,4 +507,5 @@ def build_report(server: Server) -> Outmap:
         "serv_task_count": "0",
         "serv_thread_count": "1",
     })
+    out.update((f"sys_{k}", v) for k, v in system_info().items())
     return {k.encode(): v.encode() for k, v in out.items()}
