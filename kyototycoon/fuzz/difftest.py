@@ -57,8 +57,10 @@ EDGE_VALUES: tuple[bytes, ...] = (
 #: ``xt`` values: relative seconds (only ones a step cannot outlive, so a replay at another
 #: speed sees the same records), 0 and absolute epochs in the past (expired at once), absolute
 #: ones in the future, and ones past the largest expiry a record can have.
-XT_VALUES: tuple[int, ...] = (0, 60, 3600, 86400 * 30, -1, -1000, -2000000000, -4102444800, 2**40,
-                              2**62, -(2**62))
+XT_VALUES: tuple[int, ...] = (60, 3600, 86400 * 30, -2000000000, -4102444800, 2**40, 2**62, -(2**62))
+#: ``xt`` values of records that are expired when stored (picked less often: ktserver keeps them,
+#: invisible, until it purges them, which shows in counts and matches)
+XT_EXPIRED: tuple[int, ...] = (0, -1, -1000)
 #: Column encodings of a TSV body (None: raw).
 COLENCS: tuple[Optional[str], ...] = (None, "U", "B", "Q")
 CURSORS: tuple[bytes, ...] = (b"1", b"2", b"3")
@@ -101,11 +103,15 @@ class Step:
         return self.send.split(b" ", 1)[0]
 
     def as_json(self) -> dict[str, Any]:
-        return {"channel": self.channel, "send": self.send.decode("latin-1"), "note": self.note}
+        """Compact: the bytes as Latin-1 text, ``"bin": 1`` for the binary channel (the note is left out)."""
+        out: dict[str, Any] = {"send": self.send.decode("latin-1")}
+        if self.channel == "binary":
+            out["bin"] = 1
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Step:
-        return cls(data["channel"], data["send"].encode("latin-1"), data.get("note", ""))
+        return cls("binary" if data.get("bin") else "http", data["send"].encode("latin-1"))
 
 
 class Generator:
@@ -134,7 +140,7 @@ class Generator:
         return bytes(self.rng.getrandbits(8) for _ in range(size))
 
     def xt(self) -> int:
-        return self._pick(XT_VALUES)
+        return self._pick(XT_EXPIRED if self.rng.random() < 0.08 else XT_VALUES)
 
     def db_ref(self) -> bytes:
         """A ``DB`` value: mostly a valid index or name, sometimes one that names nothing."""
@@ -266,8 +272,8 @@ class Generator:
         flags = int(Flag.NO_REPLY) if self.rng.random() < 0.15 else 0
         dbs = [min(int(self.rng.expovariate(1.2)), n) for _ in range(self.rng.randint(0, 4))]
         if kind == "set":
-            xt = [XT_NONE, XT_NONE, *XT_VALUES]
-            records = [(db, self._pick(xt), self.key(), self.value()) for db in dbs]
+            records = [(db, XT_NONE if self.rng.random() < 0.4 else self.xt(), self.key(), self.value())
+                       for db in dbs]
             send = codec.encode_set_bulk_request(flags, records)
         elif kind == "remove":
             send = codec.encode_remove_bulk_request(flags, [(db, self.key()) for db in dbs])
@@ -353,8 +359,8 @@ def normalise_http(step: Step, response: Any, sent_at: float, procedure: str,
     headers = []
     for name, value in response.raw_headers:
         low = name.lower()
-        if low == b"date":
-            continue
+        if low == b"date" or (low == b"content-length" and procedure in ("report", "status")):
+            continue  # the clock; the length of an answer whose volatile fields are masked
         if low == b"location":
             scheme, _, rest = value.partition(b"//")
             value = scheme + b"//HOST" + rest[rest.find(b"/"):] if b"/" in rest else value
@@ -387,7 +393,9 @@ def _epoch(parsed: tuple) -> int:
 
 def _norm_record(procedure: str, key: bytes, value: bytes, sent_at: float,
                  baseline: dict[bytes, int]) -> list[Any]:
-    if key == b"xt" and procedure != "echo" and value.lstrip(b"-").isdigit():
+    # play_script's "get" answers the record's xt too (as "_xt" over TSV-RPC)
+    is_xt = (key == b"xt" and procedure != "echo") or (key == b"_xt" and procedure == "play_script")
+    if is_xt and value.lstrip(b"-").isdigit():
         return [_s(key), xt_marker(int(value), sent_at)]
     if procedure == "report":
         if key in baseline and value.isdigit():
@@ -404,7 +412,8 @@ def normalise_binary(answer: Any, sent_at: float) -> dict[str, Any]:
         return {"get_bulk": [[db, xt_marker(xt, sent_at) if xt < XT_MAX else xt, _s(k), _s(v)]
                              for db, xt, k, v in answer.records]}
     if isinstance(answer, codec.PlayScriptResponse):
-        return {"play_script": sorted([_s(k), _s(v)] for k, v in answer.records)}
+        return {"play_script": sorted([_s(k), xt_marker(int(v), sent_at) if k == b"xt" and v.isdigit()
+                                       else _s(v)] for k, v in answer.records)}
     if isinstance(answer, (codec.SetBulkResponse, codec.RemoveBulkResponse)):
         return {type(answer).__name__: answer.hits}
     return {type(answer).__name__: True}
@@ -629,6 +638,12 @@ KNOWN: dict[str, str] = {
     "match-similar-utf": "match_similar with utf converts invalid UTF-8 differently",
     "request-line-control": "control bytes in a request line: ktserver answers, the embedded server "
                             "closes the connection",
+    "cursor-invalidation": "on ktserver, clear (and removing the record under it, on some types) "
+                           "invalidates a cursor; the embedded cursor stays at its key",
+    "double-wrap": "increment_double past 2**63: ktserver's integer part wraps to -2**63 (the x86 "
+                   "conversion), the embedded one saturates",
+    "expiry-lazy": "ktserver keeps an expired record (invisible to get) until it purges it, so "
+                   "match_* and count still see it for a while; the embedded server drops it at once",
 }
 _HASH_TYPES = ("*", "-", ".kch", ":")
 
@@ -645,15 +660,41 @@ def classify(steps: Sequence[Step], index: int, databases: Sequence[str]) -> str
     if step.channel == "http" and any(c < 0x20 or c == 0x7F for c in line):
         return "request-line-control"
     proc = procedure_of(step)
-    ordered_op = proc.startswith(("cur_", "match_"))
-    if proc == "status" or (ordered_op and _database_of(step, databases).endswith(_HASH_TYPES)):
+    if proc == "status" or (proc.startswith("match_") and _on_hash(step, databases)):
         return "db-types"
+    # a cursor lives on the database of the step that made it: any cursor step on a hash one
+    if proc.startswith("cur_") and any(procedure_of(s).startswith("cur_") and _on_hash(s, databases)
+                                       for s in steps[:index + 1]):
+        return "db-types"
+    if any(procedure_of(s) == "increment_double" and _params_of(s).get(b"num", b"").startswith(b"92233")
+           for s in steps[:index + 1]):
+        return "double-wrap"
     if proc == "match_similar" and b"utf" in _params_of(step):
         return "match-similar-utf"
-    if proc.startswith("cur_") and any(procedure_of(s) in ("cur_jump_back", "cur_step_back")
-                                       for s in steps[:index + 1]):
+    before = [procedure_of(s) for s in steps[:index + 1]]
+    if proc.startswith("cur_") and ("cur_jump_back" in before or "cur_step_back" in before):
         return "cursor-direction"
+    if proc.startswith("cur_") and "clear" in before:
+        return "cursor-invalidation"
+    if any(_stores_expired(s) for s in steps[:index]):
+        return "expiry-lazy"
     return "new"
+
+
+def _stores_expired(step: Step) -> bool:
+    """Does the step store a record that is expired at once?"""
+    if step.channel == "binary":
+        if step.send[:1] != bytes([Magic.SET_BULK]):
+            return False
+        try:
+            frame, _ = codec.decode_set_bulk_request(step.send)
+        except ProtocolError:
+            return False
+        return frame is not None and any(r[1] in XT_EXPIRED for r in frame.records)
+    if b"x-kt-xt:" in step.send.lower():
+        return True  # some of its dates are past
+    xt = _params_of(step).get(b"xt")
+    return xt is not None and xt.lstrip(b"-").isdigit() and int(xt) in XT_EXPIRED
 
 
 def _params_of(step: Step) -> dict[bytes, bytes]:
@@ -671,6 +712,10 @@ def _params_of(step: Step) -> dict[bytes, bytes]:
     elif ctype is not None:
         params.update(tsv.parse_form(body, lenient=True))
     return params
+
+
+def _on_hash(step: Step, databases: Sequence[str]) -> bool:
+    return _database_of(step, databases).endswith(_HASH_TYPES)
 
 
 def _database_of(step: Step, databases: Sequence[str]) -> str:
@@ -704,17 +749,22 @@ class Divergence:
 
 @dataclass
 class Episode:
-    """One recorded episode: its steps and the reference server's answers."""
+    """One recorded episode: its steps and the reference server's answers.
+
+    ``minimal`` marks the shrunk reproduction of a divergence (its steps are a subset of the
+    episode's); ``known`` names the divergence from :data:`KNOWN` the embedded server still has.
+    """
 
     seed: int
     index: int
     steps: list[Step]
     answers: list[Any]
     known: Optional[str] = None
+    minimal: bool = False
 
     @property
     def id(self) -> str:
-        return f"s{self.seed}-e{self.index}"
+        return f"s{self.seed}-e{self.index}" + ("-min" if self.minimal else "")
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "known": self.known,
@@ -722,15 +772,19 @@ class Episode:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Episode:
-        seed, index = (int(x[1:]) for x in data["id"].split("-"))
+        seed, index = (int(x[1:]) for x in data["id"].split("-")[:2])
         return cls(seed, index, [Step.from_json(s) for s in data["steps"]],
-                   [s["answer"] for s in data["steps"]], data.get("known"))
+                   [s["answer"] for s in data["steps"]], data.get("known"), data["id"].endswith("-min"))
 
 
 def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: int, episode_length: int,
              *, do_shrink: bool = True, on_divergence: Callable[[Divergence], None] | None = None,
              ) -> tuple[list[Episode], list[Divergence]]:
-    """Run ``steps`` steps of seed ``seed`` in episodes: what ``peers[0]`` answered, and divergences."""
+    """Run ``steps`` steps of seed ``seed`` in episodes against ``peers`` (reference first).
+
+    Returns the episodes with the reference's answers (a diverging one followed by its shrunk
+    reproduction) and the divergences.
+    """
     episodes: list[Episode] = []
     found: list[Divergence] = []
     for index in range((steps + episode_length - 1) // episode_length):
@@ -738,17 +792,23 @@ def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: 
         ep_steps = episode_steps(seed, index, length, databases)
         answers = run_steps(peers, ep_steps)
         episode = Episode(seed, index, ep_steps, answers[0])
-        at = first_divergence(answers[0], answers[1])
-        if at is not None:
-            category = classify(ep_steps, at, databases)
-            episode.known = category
-            div = Divergence(seed, index, at, ep_steps, answers, category)
-            if do_shrink:
-                div.reproduction = shrink(peers, ep_steps, at)
-            found.append(div)
-            if on_divergence is not None:
-                on_divergence(div)
         episodes.append(episode)
+        at = first_divergence(answers[0], answers[1])
+        if at is None:
+            continue
+        category = classify(ep_steps, at, databases)
+        episode.known = category
+        div = Divergence(seed, index, at, ep_steps, answers, category)
+        if do_shrink:
+            div.reproduction = shrink(peers, ep_steps, at)
+            small = run_steps(peers, div.reproduction)
+            if first_divergence(small[0], small[1]) is not None:
+                episodes.append(Episode(seed, index, div.reproduction, small[0],
+                                        classify(div.reproduction, len(div.reproduction) - 1, databases),
+                                        minimal=True))
+        found.append(div)
+        if on_divergence is not None:
+            on_divergence(div)
     return episodes, found
 
 

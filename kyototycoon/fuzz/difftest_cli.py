@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-from .difftest import FORMAT, Episode, Peer, describe, first_divergence, run_seed, run_steps
+from .difftest import FORMAT, Episode, Peer, classify, describe, first_divergence, run_seed, run_steps
 
 #: ktserver's in-memory and file database specs, one of each kind the protocol tells apart
 DEFAULT_DATABASES = ("%", "*", "+", "-", "casket.kct", "casket.kch")
@@ -47,7 +47,8 @@ def db_name(spec: str) -> str:
 
 
 @contextmanager
-def ktserver(binary: str, databases: Sequence[str], script: Optional[str], port: int) -> Iterator[tuple[str, int]]:
+def ktserver(binary: str, databases: Sequence[str], script: Optional[str],
+             port: int) -> Iterator[tuple[str, int]]:
     """A real ktserver on 127.0.0.1:``port`` in a scratch directory (file databases go there)."""
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="kt-difftest-")
@@ -127,6 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-version", default="ktserver 0.9.56b", help="what --record says the "
                         "reference is (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="a summary line per seed only")
+    parser.add_argument("--relabel", action="store_true", help="with --replay: rewrite the corpus's "
+                        "known divergences by what the embedded server answers now")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from ..server import EmbeddedServer  # the [server] extra
 
     if args.replay is not None:
-        return _replay(args.replay, args.quiet)
+        return _replay(args.replay, args.quiet, args.relabel)
     databases = list(args.db or DEFAULT_DATABASES)
     names = [db_name(spec) for spec in databases]
     if args.ktserver is None and args.against is None:
@@ -171,9 +174,9 @@ def _run(args: argparse.Namespace, peers: Sequence[Peer], names: Sequence[str]) 
         all_episodes += episodes
         total += len(found)
         categories.update(d.category for d in found)
+        kinds = Counter(d.category for d in found)
         print(f"seed {seed}: {args.steps} steps in {len(episodes)} episodes, {len(found)} diverged "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(Counter(d.category for d in found).items())) or '-'})",
-              flush=True)
+              f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or '-'})", flush=True)
     print(f"{args.seeds} seeds, {total} divergent episodes" +
           (f": {', '.join(f'{k} {v}' for k, v in sorted(categories.items()))}" if total else ""))
     if args.record is not None:
@@ -209,26 +212,32 @@ def replay_episode(peer: Peer, episode: Episode) -> Optional[tuple[int, Any]]:
     return None if at is None else (at, answers[at])
 
 
-def _replay(path: Path, quiet: bool) -> int:
+def _replay(path: Path, quiet: bool, relabel: bool) -> int:
     from ..server import EmbeddedServer
 
     head, episodes = read_corpus(path)
+    databases = head["databases"]
     bad = 0
-    with EmbeddedServer(head["databases"]) as srv:
-        peer = Peer(srv.host, srv.port, len(head["databases"]))
+    with EmbeddedServer(databases) as srv:
+        peer = Peer(srv.host, srv.port, len(databases))
         for episode in episodes:
             result = replay_episode(peer, episode)
             if result is None:
                 if episode.known and not quiet:
                     print(f"{episode.id}: matches now (was known: {episode.known})")
+                episode.known = None
                 continue
             at, got = result
             bad += 1
+            episode.known = classify(episode.steps, at, databases)
             if not quiet:
-                print(f"{episode.id} [{episode.known or 'new'}] step {at}: {episode.steps[at].note}\n"
+                print(f"{episode.id} [{episode.known}] step {at}: {episode.steps[at].note}\n"
                       f"  send {episode.steps[at].send!r}\n  recorded {episode.answers[at]!r}\n"
                       f"  embedded {got!r}")
     print(f"{len(episodes)} episodes of {head['server']}, {bad} differ")
+    if relabel:
+        write_corpus(path, episodes, databases, head["server"], head.get("script"))
+        print(f"relabelled {path}")
     return 1 if bad else 0
 
 

@@ -1,0 +1,70 @@
+"""What a real ktserver 0.9.56b answered to the differential tester's random requests, replayed.
+
+``tests/recorded/difftest-ktserver.json`` was recorded by
+``kyototycoon difftest --ktserver ktserver --script tests/recorded/t_script.lua --seeds 5
+--steps 1000 --record ...`` (README, Differential testing): 5 seeds of 1,000 steps in episodes
+from empty databases of six types (``%``, ``*``, ``+``, ``-``, ``casket.kct``, ``casket.kch``),
+over TSV-RPC under every colenc, forms and queries, REST and the binary protocol, plus the shrunk
+reproduction of each divergence found (``-min``). Each episode is sent to the embedded server
+with the same databases and must get the same answers, normalised as the tester normalises them.
+
+An episode whose ``known`` names a divergence of :data:`kyototycoon.fuzz.difftest.KNOWN` that is
+not fixed yet is a strict xfail with that reason: when the fix lands it passes, the xfail fails,
+and ``kyototycoon difftest --replay FILE --relabel`` clears the mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kyototycoon.fuzz.difftest import KNOWN, Episode, Peer, first_divergence, run_steps, same
+from kyototycoon.fuzz.difftest_cli import read_corpus
+from kyototycoon.server import EmbeddedServer
+
+CORPUS = Path(__file__).parent / "recorded" / "difftest-ktserver.json"
+HEAD, EPISODES = read_corpus(CORPUS)
+
+
+def test_the_corpus_is_of_the_real_server() -> None:
+    assert HEAD["server"].startswith("ktserver 0.9.56b")
+    assert sum(len(e.steps) for e in EPISODES) >= 5000
+    assert {e.seed for e in EPISODES} == {0, 1, 2, 3, 4}
+    assert all(e.known in KNOWN for e in EPISODES if e.known), "every known divergence has a reason"
+
+
+def test_the_corpus_covers_every_protocol() -> None:
+    sends = [s.send for e in EPISODES for s in e.steps]
+    assert any(s.startswith(b"\xb8") for s in sends) and any(s.startswith(b"\xba") for s in sends)
+    for colenc in (b"colenc=U", b"colenc=B", b"colenc=Q", b"x-www-form-urlencoded"):
+        assert any(colenc in s for s in sends), colenc
+    for rest in (b"GET /", b"HEAD /", b"PUT /", b"DELETE /"):
+        assert any(s.startswith(rest) and not s.startswith(rest + b"rpc/") for s in sends), rest
+
+
+@pytest.fixture(scope="module")
+def peer() -> Iterator[Peer]:
+    with EmbeddedServer(HEAD["databases"]) as srv:
+        yield Peer(srv.host, srv.port, len(HEAD["databases"]))
+
+
+def _case(episode: Episode) -> object:
+    marks = [pytest.mark.xfail(reason=f"{episode.known}: {KNOWN[episode.known]}", strict=True)] \
+        if episode.known else []
+    return pytest.param(episode, id=episode.id, marks=marks)
+
+
+@pytest.mark.parametrize("episode", [_case(e) for e in EPISODES])
+def test_the_embedded_server_answers_as_ktserver_did(peer: Peer, episode: Episode) -> None:
+    (answers,) = run_steps([peer], episode.steps)
+    at = first_divergence(episode.answers, answers)
+    assert at is None, (f"step {at}: {episode.steps[at].send!r}\n ktserver: {episode.answers[at]!r}\n"
+                        f" embedded: {answers[at]!r}")
+
+
+def test_relative_expiries_compare_with_a_second_of_slack() -> None:
+    assert same({"tsv": [["xt", ["rel", 60]]]}, {"tsv": [["xt", ["rel", 59]]]})
+    assert not same({"tsv": [["xt", ["rel", 60]]]}, {"tsv": [["xt", ["rel", 58]]]})
+    assert not same({"tsv": [["xt", 1798810809]]}, {"tsv": [["xt", 1798810810]]})
