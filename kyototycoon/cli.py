@@ -582,6 +582,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return _delegate("kyototycoon.fuzz.cli", "fuzz", args.extra)
 
 
+def cmd_difftest(args: argparse.Namespace) -> int:
+    return _delegate("kyototycoon.fuzz.difftest_cli", "difftest", args.extra)
+
+
 def cmd_completion(args: argparse.Namespace) -> int:
     """Print a completion script generated from the parser itself, so it never lags the commands."""
     try:
@@ -766,6 +770,8 @@ COMMANDS: tuple[Command, ...] = (
             connects=False, delegates=True),
     Command("fuzz", "fuzz a server (see: kyototycoon fuzz --help)", cmd_fuzz,
             connects=False, delegates=True),
+    Command("difftest", "send the same random requests to ktserver and the embedded server, compare "
+            "(see: kyototycoon difftest --help)", cmd_difftest, connects=False, delegates=True),
     Command("completion", "print a shell completion script (needs the [completion] extra)", cmd_completion,
             (arg("shell", choices=("bash", "zsh", "tcsh")),), connects=False),
 )

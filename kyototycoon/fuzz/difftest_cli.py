@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ref.add_argument("--replay", type=Path, metavar="FILE", help="replay a recorded corpus against the "
                      "embedded server")
     parser.add_argument("--db", action="append", metavar="SPEC", help="a database spec, repeatable "
-                        f"(default: {' '.join(DEFAULT_DATABASES)})")
+                        f"(default: {' '.join(DEFAULT_DATABASES).replace('%', '%%')})")
     parser.add_argument("--script", metavar="FILE", help="the Lua script both servers run "
                         "(ktserver -scr; play_script steps expect echo, set and get)")
     parser.add_argument("--port", type=int, default=0, help="the ktserver's port, below 32768 "
@@ -242,7 +242,7 @@ def _replay(path: Path, quiet: bool, relabel: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kyototycoon.fuzz.difftest_cli", description=__doc__,
+    parser = argparse.ArgumentParser(prog="kyototycoon difftest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))
