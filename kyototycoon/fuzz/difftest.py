@@ -180,7 +180,41 @@ class Generator:
     def step(self) -> Step:
         kinds = list(KIND_WEIGHTS)
         kind = self.rng.choices(kinds, [KIND_WEIGHTS[k] for k in kinds])[0]
-        return {"rpc": self.rpc_step, "rest": self.rest_step, "binary": self.binary_step}[kind]()
+        step = {"rpc": self.rpc_step, "rest": self.rest_step, "binary": self.binary_step}[kind]()
+        if step.channel == "http" and self.rng.random() < 0.12:
+            step = self.http_variant(step)
+        return step
+
+    def http_variant(self, step: Step) -> Step:
+        """The same request framed otherwise: HTTP/1.0, ``Connection: close``, another method on
+        an RPC path, a Content-Type spelled otherwise, a path of odd shape."""
+        head, sep, body = step.send.partition(b"\r\n\r\n")
+        line, *headers = head.split(b"\r\n")
+        method, target, version = line.split(b" ", 2)
+        how = self._pick(["http/1.0", "close", "keep-alive/1.0", "method", "ctype", "path"])
+        if how == "http/1.0":
+            version = b"HTTP/1.0"
+        elif how == "close":
+            headers.append(self._pick([b"Connection: close", b"connection: Close"]))
+        elif how == "keep-alive/1.0":
+            version = b"HTTP/1.0"
+            headers.append(b"Connection: keep-alive")
+        elif how == "method":
+            # a body on a method whose body ktserver does not read: rarely (see "bodiless-methods")
+            bodiless = not body or self.rng.random() < 0.2
+            method = self._pick([b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"GET", b"POST"] if bodiless
+                                else [b"PUT", b"OPTIONS", b"POST"])
+        elif how == "ctype":
+            spellings = [lambda h: h.lower(), lambda h: h.replace(b"colenc=", b"colenc=\""),
+                         lambda h: h.replace(b"values", b"VALUES"), lambda h: h + b"; charset=UTF-8",
+                         lambda h: h.replace(b"; colenc", b" ;colenc")]
+            spell = self._pick(spellings)
+            headers = [spell(h) if h.lower().startswith(b"content-type") else h for h in headers]
+        else:
+            target = self._pick([b"/", b"//" + target.lstrip(b"/"), b"/rpc", b"/rpc/", target + b"?",
+                                 target + b"#frag", b"/%/" + target.lstrip(b"/")])
+        send = b"\r\n".join([b" ".join([method, target, version]), *headers]) + sep + body
+        return Step("http", send, f"{step.note} [{how}]")
 
     def rpc_step(self) -> Step:
         """A TSV-RPC call, its parameters in the body (under a random colenc), a form or the query."""
@@ -640,6 +674,9 @@ KNOWN: dict[str, str] = {
                             "closes the connection",
     "cursor-invalidation": "on ktserver, clear (and removing the record under it, on some types) "
                            "invalidates a cursor; the embedded cursor stays at its key",
+    "bodiless-methods": "ktserver reads no body for GET, HEAD and DELETE (kthttp.h): the bytes of one are "
+                        "read as the next request; the embedded server's request reader "
+                        "(protocol/http.py) takes it by its Content-Length",
     "double-wrap": "increment_double past 2**63: ktserver's integer part wraps to -2**63 (the x86 "
                    "conversion), the embedded one saturates",
     "expiry-lazy": "ktserver keeps an expired record (invisible to get) until it purges it, so "
@@ -656,6 +693,8 @@ def classify(steps: Sequence[Step], index: int, databases: Sequence[str]) -> str
     line.
     """
     step = steps[index]
+    if any(_bodiless_with_body(s) for s in steps[:index + 1]):
+        return "bodiless-methods"
     line = step.send.split(b"\r\n", 1)[0]
     if step.channel == "http" and any(c < 0x20 or c == 0x7F for c in line):
         return "request-line-control"
@@ -679,6 +718,11 @@ def classify(steps: Sequence[Step], index: int, databases: Sequence[str]) -> str
     if any(_stores_expired(s) for s in steps[:index]):
         return "expiry-lazy"
     return "new"
+
+
+def _bodiless_with_body(step: Step) -> bool:
+    return step.channel == "http" and step.method in (b"GET", b"HEAD", b"DELETE") and \
+        not step.send.endswith(b"\r\n\r\n")
 
 
 def _stores_expired(step: Step) -> bool:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from kyototycoon.server.core import Server
 
 _RPC_PREFIX = b"/rpc/"
+#: Methods whose body ktserver never reads (kthttp.h reads one for POST, PUT and unknown methods
+#: only): their parameters come from the query alone.
+_BODILESS = frozenset({"GET", "HEAD", "DELETE"})
+_CONTENT_LENGTH = re.compile(rb"\r\nContent-Length: [0-9]+")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -73,7 +77,7 @@ def _rpc_params(request: Request) -> dict[bytes, bytes]:
     """
     params = dict(tsv.parse_query(request.query, lenient=True)) if request.query else {}
     ctype = request.headers.get("content-type")
-    if ctype is None:
+    if ctype is None or request.method in _BODILESS:
         return params
     low = ctype.lower()
     if low.startswith("application/x-www-form-urlencoded"):
@@ -126,8 +130,11 @@ async def handle_http(server: Server, session: Session, request: Request) -> byt
         name = rpc_procedure_name(request.path)
         status, out = await call_procedure(server, session, name, _rpc_params(request))
         body, colenc = tsv.encode_records(out.items(), sort=True)
-        return build_response(status, [(b"Content-Type", tsv.content_type(colenc))], body,
-                              keep_alive=request.keep_alive)
+        head = request.method == "HEAD"
+        response = build_response(status, [(b"Content-Type", tsv.content_type(colenc))], body,
+                                  keep_alive=request.keep_alive, head=head)
+        # ktserver's send_result writes Content-Length only with a body, and a HEAD gets none
+        return _CONTENT_LENGTH.sub(b"", response, count=1) if head else response
     return handle_rest(server, request)
 
 
@@ -157,8 +164,7 @@ def handle_rest(server: Server, request: Request) -> bytes:
         if request.method == "HEAD":
             # ktserver writes Content-Length only for a body it sends or a header its handler
             # set; this answer comes before any handler, so a HEAD gets none
-            response = build_response(400, None, keep_alive=keep, head=True)
-            return response.replace(b"Content-Length: 0\r\n", b"", 1)
+            return _CONTENT_LENGTH.sub(b"", build_response(400, None, keep_alive=keep, head=True), count=1)
         return build_response(400, None, b"no such database\n", keep_alive=keep)
     method = request.method
     counters = server.counters  # ktserver counts REST reads and writes as it counts RPC ones
