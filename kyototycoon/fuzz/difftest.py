@@ -677,6 +677,8 @@ KNOWN: dict[str, str] = {
     "bodiless-methods": "ktserver reads no body for GET, HEAD and DELETE (kthttp.h): the bytes of one are "
                         "read as the next request; the embedded server's request reader "
                         "(protocol/http.py) takes it by its Content-Length",
+    "regex-c-string": "ktserver matches match_regex patterns against keys as C strings (up to their "
+                      "first NUL byte); the embedded server against the whole key",
     "double-wrap": "increment_double past 2**63: ktserver's integer part wraps to -2**63 (the x86 "
                    "conversion), the embedded one saturates",
     "expiry-lazy": "ktserver keeps an expired record (invisible to get) until it purges it, so "
@@ -685,14 +687,16 @@ KNOWN: dict[str, str] = {
 _HASH_TYPES = ("*", "-", ".kch", ":")
 
 
-def classify(steps: Sequence[Step], index: int, databases: Sequence[str]) -> str:
+def classify(steps: Sequence[Step], index: int, databases: Sequence[str], reference: Any = None) -> str:
     """A name from :data:`KNOWN` for the divergence at ``steps[index]``, or ``"new"``.
 
-    Heuristic, from what the steps do: a cursor that went backward in the episode, a step on a
-    hash database, a ``status``, a ``match_similar`` with ``utf``, a control byte in a request
-    line.
+    Heuristic, from what the steps do (and the reference's answer there): a cursor that went
+    backward in the episode, a step on a hash database, a ``status``, a ``match_similar`` with
+    ``utf``, a control byte in a request line, ...
     """
     step = steps[index]
+    if procedure_of(step) == "match_regex" and "\\x00" in repr(reference):
+        return "regex-c-string"
     if any(_bodiless_with_body(s) for s in steps[:index + 1]):
         return "bodiless-methods"
     line = step.send.split(b"\r\n", 1)[0]
@@ -701,9 +705,9 @@ def classify(steps: Sequence[Step], index: int, databases: Sequence[str]) -> str
     proc = procedure_of(step)
     if proc == "status" or (proc.startswith("match_") and _on_hash(step, databases)):
         return "db-types"
-    # a cursor lives on the database of the step that made it: any cursor step on a hash one
-    if proc.startswith("cur_") and any(procedure_of(s).startswith("cur_") and _on_hash(s, databases)
-                                       for s in steps[:index + 1]):
+    # a cursor lives on the database of the step that made it (any step with a CUR): on a hash one?
+    if proc.startswith("cur_") and any(b"CUR" in _params_of(s) and _on_hash(s, databases)
+                                       for s in steps[:index + 1] if s.channel == "http"):
         return "db-types"
     if any(procedure_of(s) == "increment_double" and _params_of(s).get(b"num", b"").startswith(b"92233")
            for s in steps[:index + 1]):
@@ -840,15 +844,16 @@ def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: 
         at = first_divergence(answers[0], answers[1])
         if at is None:
             continue
-        category = classify(ep_steps, at, databases)
+        category = classify(ep_steps, at, databases, answers[0][at])
         episode.known = category
         div = Divergence(seed, index, at, ep_steps, answers, category)
         if do_shrink:
             div.reproduction = shrink(peers, ep_steps, at)
             small = run_steps(peers, div.reproduction)
             if first_divergence(small[0], small[1]) is not None:
+                last = len(div.reproduction) - 1
                 episodes.append(Episode(seed, index, div.reproduction, small[0],
-                                        classify(div.reproduction, len(div.reproduction) - 1, databases),
+                                        classify(div.reproduction, last, databases, small[0][last]),
                                         minimal=True))
         found.append(div)
         if on_divergence is not None:

@@ -229,7 +229,7 @@ def _replay(path: Path, quiet: bool, relabel: bool) -> int:
                 continue
             at, got = result
             bad += 1
-            episode.known = classify(episode.steps, at, databases)
+            episode.known = classify(episode.steps, at, databases, episode.answers[at])
             if not quiet:
                 print(f"{episode.id} [{episode.known}] step {at}: {episode.steps[at].note}\n"
                       f"  send {episode.steps[at].send!r}\n  recorded {episode.answers[at]!r}\n"
