@@ -5,8 +5,11 @@
 --steps 1000 --record ...`` (README, Differential testing): 5 seeds of 1,000 steps in episodes
 from empty databases of six types (``%``, ``*``, ``+``, ``-``, ``casket.kct``, ``casket.kch``),
 over TSV-RPC under every colenc, forms and queries, REST and the binary protocol, plus the shrunk
-reproduction of each divergence found (``-min``). Each episode is sent to the embedded server
-with the same databases and must get the same answers, normalised as the tester normalises them.
+reproduction of each divergence found (``-min``). ``tests/recorded/difftest-cases.json`` holds
+hand-written episodes, one for each divergence fixed in the embedded server, recorded with
+``kyototycoon difftest --ktserver ktserver --db % --db '*' --cases FILE``. Each episode is sent to
+the embedded server with the same databases and must get the same answers, normalised as the
+tester normalises them.
 
 An episode whose ``known`` names a divergence of :data:`kyototycoon.fuzz.difftest.KNOWN` that is
 not fixed yet is a strict xfail with that reason: when the fix lands it passes, the xfail fails,
@@ -24,12 +27,14 @@ from kyototycoon.fuzz.difftest import KNOWN, Episode, Peer, first_divergence, ru
 from kyototycoon.fuzz.difftest_cli import read_corpus
 from kyototycoon.server import EmbeddedServer
 
-CORPUS = Path(__file__).parent / "recorded" / "difftest-ktserver.json"
-HEAD, EPISODES = read_corpus(CORPUS)
+RECORDED = Path(__file__).parent / "recorded"
+HEAD, EPISODES = read_corpus(RECORDED / "difftest-ktserver.json")
+CASES_HEAD, CASES = read_corpus(RECORDED / "difftest-cases.json")
 
 
 def test_the_corpus_is_of_the_real_server() -> None:
-    assert HEAD["server"].startswith("ktserver 0.9.56b")
+    for head in (HEAD, CASES_HEAD):
+        assert head["server"].startswith("ktserver 0.9.56b")
     assert sum(len(e.steps) for e in EPISODES) >= 5000
     assert {e.seed for e in EPISODES} == {0, 1, 2, 3, 4}
     assert all(e.known in KNOWN for e in EPISODES if e.known), "every known divergence has a reason"
@@ -44,10 +49,19 @@ def test_the_corpus_covers_every_protocol() -> None:
         assert any(s.startswith(rest) and not s.startswith(rest + b"rpc/") for s in sends), rest
 
 
+def _peer(databases: list[str]) -> Iterator[Peer]:
+    with EmbeddedServer(databases) as srv:
+        yield Peer(srv.host, srv.port, len(databases))
+
+
 @pytest.fixture(scope="module")
 def peer() -> Iterator[Peer]:
-    with EmbeddedServer(HEAD["databases"]) as srv:
-        yield Peer(srv.host, srv.port, len(HEAD["databases"]))
+    yield from _peer(HEAD["databases"])
+
+
+@pytest.fixture(scope="module")
+def cases_peer() -> Iterator[Peer]:
+    yield from _peer(CASES_HEAD["databases"])
 
 
 def _case(episode: Episode) -> object:
@@ -56,12 +70,21 @@ def _case(episode: Episode) -> object:
     return pytest.param(episode, id=episode.id, marks=marks)
 
 
-@pytest.mark.parametrize("episode", [_case(e) for e in EPISODES])
-def test_the_embedded_server_answers_as_ktserver_did(peer: Peer, episode: Episode) -> None:
+def _replay(peer: Peer, episode: Episode) -> None:
     (answers,) = run_steps([peer], episode.steps)
     at = first_divergence(episode.answers, answers)
     assert at is None, (f"step {at}: {episode.steps[at].send!r}\n ktserver: {episode.answers[at]!r}\n"
                         f" embedded: {answers[at]!r}")
+
+
+@pytest.mark.parametrize("episode", [_case(e) for e in EPISODES])
+def test_the_embedded_server_answers_as_ktserver_did(peer: Peer, episode: Episode) -> None:
+    _replay(peer, episode)
+
+
+@pytest.mark.parametrize("episode", [_case(e) for e in CASES])
+def test_the_fixed_divergences_stay_fixed(cases_peer: Peer, episode: Episode) -> None:
+    _replay(cases_peer, episode)
 
 
 def test_relative_expiries_compare_with_a_second_of_slack() -> None:

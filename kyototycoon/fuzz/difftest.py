@@ -809,9 +809,12 @@ class Episode:
     answers: list[Any]
     known: Optional[str] = None
     minimal: bool = False
+    name: str = ""  # a hand-written case's name (then seed and index mean nothing)
 
     @property
     def id(self) -> str:
+        if self.name:
+            return self.name
         return f"s{self.seed}-e{self.index}" + ("-min" if self.minimal else "")
 
     def as_json(self) -> dict[str, Any]:
@@ -820,9 +823,13 @@ class Episode:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Episode:
-        seed, index = (int(x[1:]) for x in data["id"].split("-")[:2])
+        ident = data["id"]
+        parts = ident.split("-")
+        generated = len(parts) >= 2 and all(p[:1] in "se" and p[1:].isdigit() for p in parts[:2])
+        seed, index = (int(p[1:]) for p in parts[:2]) if generated else (-1, -1)
         return cls(seed, index, [Step.from_json(s) for s in data["steps"]],
-                   [s["answer"] for s in data["steps"]], data.get("known"), data["id"].endswith("-min"))
+                   [s["answer"] for s in data["steps"]], data.get("known"), ident.endswith("-min"),
+                   "" if generated else ident)
 
 
 def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: int, episode_length: int,

@@ -111,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "(it is cleared: a scratch server only), with the databases --db lists")
     ref.add_argument("--replay", type=Path, metavar="FILE", help="replay a recorded corpus against the "
                      "embedded server")
+    parser.add_argument("--cases", type=Path, metavar="FILE", help="with --ktserver or --against: send "
+                        "the hand-written episodes of this corpus file instead of random ones, and "
+                        "record the reference's answers into it")
     parser.add_argument("--db", action="append", metavar="SPEC", help="a database spec, repeatable "
                         f"(default: {' '.join(DEFAULT_DATABASES).replace('%', '%%')})")
     parser.add_argument("--script", metavar="FILE", help="the Lua script both servers run "
@@ -159,7 +162,27 @@ def _reference(args: argparse.Namespace, databases: Sequence[str]) -> Iterator[t
         yield address
 
 
+def _run_cases(args: argparse.Namespace, peers: Sequence[Peer], names: Sequence[str]) -> int:
+    _head, episodes = read_corpus(args.cases)
+    diverged = 0
+    for episode in episodes:
+        answers = run_steps(peers, episode.steps)
+        episode.answers = answers[0]
+        at = first_divergence(answers[0], answers[1])
+        episode.known = None if at is None else classify(episode.steps, at, names, answers[0][at])
+        if at is not None:
+            diverged += 1
+            if not args.quiet:
+                print(f"{episode.id} [{episode.known}] step {at}: {episode.steps[at].send!r}\n"
+                      f"  reference {answers[0][at]!r}\n  embedded  {answers[1][at]!r}")
+    write_corpus(args.cases, episodes, names, args.server_version, args.script)
+    print(f"{len(episodes)} cases recorded in {args.cases}, {diverged} diverged")
+    return 1 if diverged else 0
+
+
 def _run(args: argparse.Namespace, peers: Sequence[Peer], names: Sequence[str]) -> int:
+    if args.cases is not None:
+        return _run_cases(args, peers, names)
     all_episodes: list[Episode] = []
     total = 0
     categories: Counter[str] = Counter()
@@ -202,6 +225,9 @@ def read_corpus(path: Path) -> tuple[dict[str, Any], list[Episode]]:
     data = json.loads(Path(path).read_text())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} corpus")
+    for episode in data["episodes"]:  # a hand-written case not recorded yet has no answers
+        for step in episode["steps"]:
+            step.setdefault("answer", None)
     return data, [Episode.from_json(e) for e in data["episodes"]]
 
 

@@ -1,0 +1,83 @@
+"""Write the hand-written difftest cases, one episode per divergence fixed (requests only).
+
+    python tools/difftest_cases.py tests/recorded/difftest-cases.json
+    kyototycoon difftest --ktserver /opt/kt/bin/ktserver --script tests/recorded/t_script.lua \\
+        --db '%' --db '*' --cases tests/recorded/difftest-cases.json    # records the answers
+
+tests/test_server_recorded_difftest.py replays them against the embedded server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kyototycoon._codec import binary as codec
+from kyototycoon.fuzz.difftest import FORMAT, Step, _http
+
+HOST = [b"Host: 127.0.0.1"]
+TSV = b"Content-Type: text/tab-separated-values"
+NEVER = 2**63 - 1  # binary xt: no expiry
+
+
+def http(method: bytes, path: bytes, body: bytes = b"", headers: tuple[bytes, ...] = ()) -> Step:
+    return Step("http", _http(method, path, [*HOST, *headers], body, always_length=bool(body)
+                              or method in (b"PUT", b"POST")))
+
+
+def get(path: bytes) -> Step:
+    return http(b"GET", path)
+
+
+def rpc(name: bytes, body: bytes) -> Step:
+    return http(b"POST", b"/rpc/" + name, body, (TSV,))
+
+
+def binary(frame: bytes) -> Step:
+    return Step("binary", frame)
+
+
+REPORT = get(b"/rpc/report")
+CASES: dict[str, list[Step]] = {
+    "counters-rest": [http(b"PUT", b"/k1", b"v"), http(b"PUT", b"/k1", b"v", (b"X-Kt-Mode: add",)),
+                      get(b"/k1"), get(b"/nope"), http(b"HEAD", b"/k1"), http(b"DELETE", b"/k1"),
+                      http(b"DELETE", b"/k1"), REPORT],
+    "counters-bulk": [rpc(b"set_bulk", b"_a\t1\n_b\t2\n_c\t3\n"), rpc(b"get_bulk", b"_a\t\n_x\t\n_b\t\n"),
+                      rpc(b"remove_bulk", b"_a\t\n_x\t\n"), REPORT],
+    "counters-seize": [get(b"/rpc/set?key=s&value=1"), get(b"/rpc/seize?key=s"), get(b"/rpc/seize?key=s"),
+                       REPORT],
+    "counters-uncounted": [get(b"/rpc/void"), get(b"/rpc/echo?a=b"), get(b"/rpc/report"),
+                           get(b"/rpc/ulog_list"), get(b"/rpc/play_script?name=%21"),
+                           get(b"/rpc/play_script?name=echo&_a=b"), get(b"/rpc/get?DB=nosuch&key=a"),
+                           get(b"/rpc/cur_get?CUR=1&DB=nosuch"), REPORT],
+    "counters-binary-missing-db": [
+        binary(codec.encode_set_bulk_request(0, [(0, NEVER, b"a", b"1"), (9, NEVER, b"b", b"2")])),
+        binary(codec.encode_get_bulk_request(0, [(0, b"a"), (9, b"b"), (0, b"x")])),
+        binary(codec.encode_remove_bulk_request(0, [(0, b"a"), (9, b"b")])), REPORT],
+    "report-sys-fields": [REPORT],
+    "head-no-such-database": [http(b"HEAD", b"/nosuch/k"), http(b"HEAD", b"/99/k"), get(b"/rpc/void")],
+    "head-rpc": [http(b"HEAD", b"/rpc/void"), http(b"HEAD", b"/rpc/get?key=a"),
+                 http(b"HEAD", b"/rpc/no_such"),
+                 get(b"/rpc/echo?a=1")],
+    "rpc-params-of-methods": [http(b"GET", b"/rpc/echo?q=1", headers=(TSV, b"Content-Length: 0")),
+                              http(b"DELETE", b"/rpc/echo?x=y"),
+                              http(b"PUT", b"/rpc/echo?x=y", b"a\tb\n", (TSV,)),
+                              http(b"OPTIONS", b"/rpc/echo?x=y", b"a\tb\n", (TSV,))],
+}
+for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
+    CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
+        get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]
+
+
+def main(path: str) -> None:
+    episodes: list[dict[str, Any]] = [{"id": name, "known": None, "steps": [s.as_json() for s in steps]}
+                                      for name, steps in CASES.items()]
+    head = {"format": FORMAT, "server": "ktserver 0.9.56b", "databases": ["%", "*"], "script": "t_script.lua",
+            "episodes": episodes}
+    Path(path).write_text(json.dumps(head))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
