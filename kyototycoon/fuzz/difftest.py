@@ -318,6 +318,9 @@ class Generator:
             name = self._pick([b"echo", b"set", b"get", b"nosuch"])
             records = [(b"key", self.key()), (b"value", self.value())][: self.rng.randint(0, 2)]
             send = codec.encode_play_script_request(flags, name, records)
+        if self.rng.random() < 0.03:  # a magic byte no frame has: both servers drop the connection
+            send = self._pick([b"\xb5", b"\xbb", b"\x80"]) + send[1:]
+            kind += " (bad magic)"
         return Step("binary", send, f"binary {kind} flags={flags} dbs={dbs}")
 
 
@@ -694,15 +697,15 @@ KNOWN: dict[str, str] = {
 _HASH_TYPES = ("*", "-", ".kch", ":")
 
 
-def classify(steps: Sequence[Step], index: int, databases: Sequence[str], reference: Any = None) -> str:
+def classify(steps: Sequence[Step], index: int, databases: Sequence[str], answers: Any = None) -> str:
     """A name from :data:`KNOWN` for the divergence at ``steps[index]``, or ``"new"``.
 
-    Heuristic, from what the steps do (and the reference's answer there): a cursor that went
+    Heuristic, from what the steps do (and ``answers``, what the servers answered there): a cursor that went
     backward in the episode, a step on a hash database, a ``status``, a ``match_similar`` with
     ``utf``, a control byte in a request line, ...
     """
     step = steps[index]
-    if procedure_of(step) == "match_regex" and "\\x00" in repr(reference):
+    if procedure_of(step) == "match_regex" and "\\x00" in repr(answers):
         return "regex-c-string"
     if any(_bodiless_with_body(s) for s in steps[:index + 1]):
         return "bodiless-methods"
@@ -858,7 +861,7 @@ def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: 
         at = first_divergence(answers[0], answers[1])
         if at is None:
             continue
-        category = classify(ep_steps, at, databases, answers[0][at])
+        category = classify(ep_steps, at, databases, (answers[0][at], answers[1][at]))
         episode.known = category
         div = Divergence(seed, index, at, ep_steps, answers, category)
         if do_shrink:
@@ -867,7 +870,8 @@ def run_seed(peers: Sequence[Peer], databases: Sequence[str], seed: int, steps: 
             if first_divergence(small[0], small[1]) is not None:
                 last = len(div.reproduction) - 1
                 episodes.append(Episode(seed, index, div.reproduction, small[0],
-                                        classify(div.reproduction, last, databases, small[0][last]),
+                                        classify(div.reproduction, last, databases,
+                                                 (small[0][last], small[1][last])),
                                         minimal=True))
         found.append(div)
         if on_divergence is not None:

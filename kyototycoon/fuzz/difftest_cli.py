@@ -169,7 +169,8 @@ def _run_cases(args: argparse.Namespace, peers: Sequence[Peer], names: Sequence[
         answers = run_steps(peers, episode.steps)
         episode.answers = answers[0]
         at = first_divergence(answers[0], answers[1])
-        episode.known = None if at is None else classify(episode.steps, at, names, answers[0][at])
+        episode.known = None if at is None else classify(episode.steps, at, names,
+                                                          (answers[0][at], answers[1][at]))
         if at is not None:
             diverged += 1
             if not args.quiet:
@@ -255,7 +256,7 @@ def _replay(path: Path, quiet: bool, relabel: bool) -> int:
                 continue
             at, got = result
             bad += 1
-            episode.known = classify(episode.steps, at, databases, episode.answers[at])
+            episode.known = classify(episode.steps, at, databases, (episode.answers[at], got))
             if not quiet:
                 print(f"{episode.id} [{episode.known}] step {at}: {episode.steps[at].note}\n"
                       f"  send {episode.steps[at].send!r}\n  recorded {episode.answers[at]!r}\n"
