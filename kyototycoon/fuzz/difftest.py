@@ -482,7 +482,8 @@ class Peer:
         self.databases = databases
         self.timeout = timeout
         self._socks: dict[str, Optional[socket.socket]] = {"http": None, "binary": None}
-        self._bufs: dict[str, bytearray] = {"http": bytearray(), "binary": bytearray()}
+        # one reader a connection, so bytes that came after an answer show up in the next one
+        self._readers: dict[str, Any] = {"http": None, "binary": None}
         self.baseline: dict[bytes, int] = {}
 
     def _sock(self, channel: str) -> socket.socket:
@@ -491,7 +492,8 @@ class Peer:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._socks[channel] = sock
-            self._bufs[channel].clear()
+            self._readers[channel] = ResponseReader() if channel == "http" else \
+                FrameReader(codec.RESPONSES_DECODERS)
         return sock
 
     def drop(self, channel: str) -> None:
@@ -499,7 +501,7 @@ class Peer:
         if sock is not None:
             sock.close()
         self._socks[channel] = None
-        self._bufs[channel].clear()
+        self._readers[channel] = None
 
     def close(self) -> None:
         for channel in self._socks:
@@ -536,46 +538,36 @@ class Peer:
             return {"closed": type(exc).__name__}
 
     def _read(self, channel: str, sock: socket.socket, deadline: float) -> bool:
+        """Feed the channel's reader what arrives; False at EOF (the reader is told too)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
         sock.settimeout(remaining)
         chunk = sock.recv(65536)
-        if not chunk:
-            return False
-        self._bufs[channel] += chunk
-        return True
+        self._readers[channel].feed(chunk)
+        return bool(chunk)
 
     def _http_answer(self, step: Step, sock: socket.socket, sent_at: float, raw: bool) -> Any:
-        reader = ResponseReader()
-        reader.expect(step.method if step.method in (b"HEAD",) else b"GET")
-        buf = self._bufs["http"]
+        reader: ResponseReader = self._readers["http"]
+        reader.expect(b"HEAD" if step.method == b"HEAD" else b"GET")
         deadline = time.monotonic() + self.timeout
         eof = False
         while True:
-            if buf or eof:
-                reader.feed(bytes(buf))
-                if eof:
-                    reader.feed(b"")
-                buf.clear()
-                try:
-                    response = reader.next_response()
-                except ProtocolError as exc:
+            try:
+                response = reader.next_response()
+            except ProtocolError as exc:
+                self.drop("http")
+                return {"bad_http": str(exc)}
+            if response is not None:
+                if not response.keep_alive or eof:
                     self.drop("http")
-                    return {"bad_http": str(exc)}
-                if response is not None:
-                    leftover = bytes(reader._buf)  # pipelining is not used: nothing should be left
-                    if leftover:
-                        buf += leftover
-                    if not response.keep_alive or eof:
-                        self.drop("http")
-                    if raw:
-                        colenc = tsv.parse_content_type(response.header("content-type"))[1]
-                        return tsv.decode_records(response.body, colenc)
-                    return normalise_http(step, response, sent_at, procedure_of(step), self.baseline)
-                if eof:
-                    self.drop("http")
-                    return {"closed": "without an answer"}
+                if raw:
+                    colenc = tsv.parse_content_type(response.header("content-type"))[1]
+                    return tsv.decode_records(response.body, colenc)
+                return normalise_http(step, response, sent_at, procedure_of(step), self.baseline)
+            if eof:
+                self.drop("http")
+                return {"closed": "without an answer"}
             eof = not self._read("http", sock, deadline)
 
     def _binary_answer(self, step: Step, sock: socket.socket, sent_at: float) -> Any:
@@ -588,20 +580,16 @@ class Peer:
             sock.sendall(_SYNC)
             sync = self._binary_answer(Step("binary", _SYNC), sock, sent_at)
             return {"no_reply": True if sync == {"get_bulk": []} else sync}
-        reader = FrameReader(codec.RESPONSES_DECODERS)
-        buf = self._bufs["binary"]
+        reader: FrameReader = self._readers["binary"]
         deadline = time.monotonic() + self.timeout
         while True:
-            if buf:
-                reader.feed(bytes(buf))
-                buf.clear()
-                try:
-                    frame = reader.next_frame()
-                except ProtocolError as exc:
-                    self.drop("binary")
-                    return {"bad_binary": str(exc)}
-                if frame is not None:
-                    return normalise_binary(frame, sent_at)
+            try:
+                frame = reader.next_frame()
+            except ProtocolError as exc:
+                self.drop("binary")
+                return {"bad_binary": str(exc)}
+            if frame is not None:
+                return normalise_binary(frame, sent_at)
             if not self._read("binary", sock, deadline):
                 self.drop("binary")
                 return {"closed": "without an answer"}
