@@ -10,10 +10,12 @@ import pytest
 
 from kyototycoon.fuzz import difftest_cli
 from kyototycoon.fuzz.difftest import (
+    KNOWN,
     MASK,
     Episode,
     Peer,
     Step,
+    classify,
     episode_steps,
     first_divergence,
     run_seed,
@@ -86,3 +88,19 @@ def test_a_corpus_replays_and_tells_a_changed_answer(tmp_path: Path, twins: list
     corpus.write_text(json.dumps(data))
     assert difftest_cli.main(["--replay", str(corpus)]) == 1
     assert "1 episodes of embedded, 1 differ" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ([Step("http", b"GET /rpc/status?DB=1 HTTP/1.1\r\n\r\n")], "db-types"),
+    ([Step("http", b"GET /rpc/cur_jump_back?DB=0&CUR=1 HTTP/1.1\r\n\r\n"),
+      Step("http", b"GET /rpc/cur_get?CUR=1&step= HTTP/1.1\r\n\r\n")], "cursor-direction"),
+    ([Step("http", b"GET /rpc/cur_jump?DB=*&CUR=1 HTTP/1.1\r\n\r\n")], "db-types"),
+    ([Step("http", b"GET /rpc/match_similar?origin=a&utf= HTTP/1.1\r\n\r\n")], "match-similar-utf"),
+    ([Step("http", b"GET /rpc/echo?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nab")], "bodiless-methods"),
+    ([Step("http", b"GET /rpc/set?key=a&value=b&xt=-1 HTTP/1.1\r\n\r\n"),
+      Step("http", b"GET /rpc/match_prefix?prefix= HTTP/1.1\r\n\r\n")], "expiry-lazy"),
+    ([Step("http", b"GET /rpc/get?key=a HTTP/1.1\r\n\r\n")], "new"),
+])
+def test_divergences_are_named_from_what_the_steps_do(steps: list[Step], expected: str) -> None:
+    assert classify(steps, len(steps) - 1, DATABASES) == expected
+    assert expected == "new" or expected in KNOWN

@@ -20,6 +20,7 @@ diverging episode down to a minimal reproduction.
 
 from __future__ import annotations
 
+import calendar
 import random
 import socket
 import time
@@ -54,9 +55,9 @@ EDGE_VALUES: tuple[bytes, ...] = (
     b"\x3f\xf0\x00\x00\x00\x00\x00\x00" * 2, b"tab\there", b"nl\n", b"%zz", b"\xff" * 3,
     b"caf\xc3\xa9", b"v" * 400,
 )
-#: ``xt`` values: relative seconds (only ones a step cannot outlive, so a replay at another
-#: speed sees the same records), 0 and absolute epochs in the past (expired at once), absolute
-#: ones in the future, and ones past the largest expiry a record can have.
+#: ``xt`` values: relative seconds (only ones an episode cannot outlive, so a replay at another
+#: speed sees the same records), absolute epochs in the future (negative: ktserver's absolute
+#: form), and ones past the largest expiry a record can have.
 XT_VALUES: tuple[int, ...] = (60, 3600, 86400 * 30, -2000000000, -4102444800, 2**40, 2**62, -(2**62))
 #: ``xt`` values of records that are expired when stored (picked less often: ktserver keeps them,
 #: invisible, until it purges them, which shows in counts and matches)
@@ -424,8 +425,6 @@ def normalise_http(step: Step, response: Any, sent_at: float, procedure: str,
 
 
 def _epoch(parsed: tuple) -> int:
-    import calendar
-
     return calendar.timegm((*parsed[:6], 0, 0, 0)) - (parsed[9] or 0)
 
 
