@@ -192,7 +192,7 @@ class Generator:
         head, sep, body = step.send.partition(b"\r\n\r\n")
         line, *headers = head.split(b"\r\n")
         method, target, version = line.split(b" ", 2)
-        how = self._pick(["http/1.0", "close", "keep-alive/1.0", "method", "ctype", "path"])
+        how = self._pick(["http/1.0", "close", "keep-alive/1.0", "method", "ctype", "path", "chunked"])
         if how == "http/1.0":
             version = b"HTTP/1.0"
         elif how == "close":
@@ -211,6 +211,12 @@ class Generator:
                          lambda h: h.replace(b"; colenc", b" ;colenc")]
             spell = self._pick(spellings)
             headers = [spell(h) if h.lower().startswith(b"content-type") else h for h in headers]
+        elif how == "chunked" and method in (b"POST", b"PUT"):
+            headers = [h for h in headers if not h.lower().startswith(b"content-length")]
+            headers.append(b"Transfer-Encoding: chunked")
+            cut = self.rng.randint(0, len(body))
+            body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:cut], body[cut:]) if part)
+            body += b"0\r\n\r\n"
         else:
             target = self._pick([b"/", b"//" + target.lstrip(b"/"), b"/rpc", b"/rpc/", target + b"?",
                                  target + b"#frag", b"/%/" + target.lstrip(b"/")])
@@ -470,6 +476,8 @@ def procedure_of(step: Step) -> str:
 
 
 _SYNC = codec.encode_get_bulk_request(0, [])
+#: The answer of a connection the server closed (or reset) instead of answering.
+CLOSED = {"closed": True}
 
 
 class Peer:
@@ -532,9 +540,9 @@ class Peer:
         except (socket.timeout, TimeoutError):
             self.drop(step.channel)
             return {"timeout": True}
-        except OSError as exc:
+        except OSError:  # reset or refused: as good as closed (which of them is a race)
             self.drop(step.channel)
-            return {"closed": type(exc).__name__}
+            return CLOSED
 
     def _read(self, channel: str, sock: socket.socket, deadline: float) -> bool:
         """Feed the channel's reader what arrives; False at EOF (the reader is told too)."""
@@ -566,7 +574,7 @@ class Peer:
                 return normalise_http(step, response, sent_at, procedure_of(step), self.baseline)
             if eof:
                 self.drop("http")
-                return {"closed": "without an answer"}
+                return CLOSED
             eof = not self._read("http", sock, deadline)
 
     def _binary_answer(self, step: Step, sock: socket.socket, sent_at: float) -> Any:
@@ -578,7 +586,7 @@ class Peer:
             # next step, on the other connection, could overtake this one.
             sock.sendall(_SYNC)
             sync = self._binary_answer(Step("binary", _SYNC), sock, sent_at)
-            return {"no_reply": True if sync == {"get_bulk": []} else sync}
+            return {"no_reply": True} if sync == {"get_bulk": []} else sync
         reader: FrameReader = self._readers["binary"]
         deadline = time.monotonic() + self.timeout
         while True:
@@ -591,7 +599,7 @@ class Peer:
                 return normalise_binary(frame, sent_at)
             if not self._read("binary", sock, deadline):
                 self.drop("binary")
-                return {"closed": "without an answer"}
+                return CLOSED
 
 
 # ------------------------------------------------------------------ comparing and shrinking
