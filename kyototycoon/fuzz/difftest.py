@@ -218,8 +218,11 @@ class Generator:
             body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:cut], body[cut:]) if part)
             body += b"0\r\n\r\n"
         else:
-            target = self._pick([b"/", b"//" + target.lstrip(b"/"), b"/rpc", b"/rpc/", target + b"?",
-                                 target + b"#frag", b"/%/" + target.lstrip(b"/")])
+            odd = [b"/", b"//" + target.lstrip(b"/"), b"/rpc", b"/rpc/", target + b"?", target + b"#frag",
+                   b"/%/" + target.lstrip(b"/")]
+            # raw control bytes, rarely (see "request-line-control")
+            ctl = [target + b"\x01", b"/\x7f" + target.lstrip(b"/")]
+            target = self._pick(ctl if self.rng.random() < 0.05 else odd)
         send = b"\r\n".join([b" ".join([method, target, version]), *headers]) + sep + body
         return Step("http", send, f"{step.note} [{how}]")
 
