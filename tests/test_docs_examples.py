@@ -1,0 +1,144 @@
+"""Every example in docs/ runs, so none rots.
+
+- Each ```python block of a page runs, in page order, in one namespace per page (a later block may use
+  what an earlier one made), against embedded servers started here. The pages use the ports a reader
+  would (1978, 1979 and 1980 for Kyoto Tycoon servers, 11211 for memcached): each is replaced by the
+  port of an embedded server standing in for it. Databases are cleared before each page.
+- A block right after an ``<!-- not run: REASON -->`` line is skipped (the reason says why it cannot
+  run here); the test below checks each such block gives one.
+- Each ``kyototycoon ...`` line of a ```sh block is parsed by the command line's own parser, so every
+  command and option the pages show exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kyototycoon import KyotoTycoon
+from kyototycoon.cli import build_parser
+from kyototycoon.server import EmbeddedServer
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ ]*$",
+                   re.MULTILINE | re.DOTALL)
+NOT_RUN = re.compile(r"<!-- not run: (?P<reason>[^>]*\S)\s*-->\s*$")
+#: what every example page may assume: the servers a reader would have at these ports
+MAIN_PORT, SECOND_PORT, THIRD_PORT, MEMCACHE_PORT = 1978, 1979, 1980, 11211
+#: a page that runs longer than this is too slow for the suite (all pages together stay well under 30 s)
+PAGE_BUDGET = 10.0
+
+
+@dataclass
+class Block:
+    page: str
+    line: int
+    lang: str
+    code: str
+    skip_reason: str | None
+
+
+def blocks(page: str) -> Iterator[Block]:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    for match in FENCE.finditer(text):
+        before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        skip = NOT_RUN.search(before)
+        indent = len(match["indent"])
+        code = "\n".join(line[indent:] for line in match["body"].splitlines())
+        yield Block(page, text.count("\n", 0, match.start()) + 2, match["lang"], code,
+                    skip["reason"] if skip else None)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, int]]:
+    """Embedded servers standing in for the ports the pages name: ``{page port: real port}``."""
+    ulog = tmp_path_factory.mktemp("ulog")
+    with EmbeddedServer(["%", "cache"], memcache_port=0, ulog=str(ulog), ulog_sync="never") as main, \
+            EmbeddedServer() as second, EmbeddedServer() as third:
+        assert main.memcache_port is not None
+        yield {MAIN_PORT: main.port, SECOND_PORT: second.port, THIRD_PORT: third.port,
+               MEMCACHE_PORT: main.memcache_port}
+
+
+def localize(code: str, ports: dict[int, int]) -> str:
+    """The page's ports replaced by the servers' (a port is a whole number: timestamps are untouched)."""
+    return re.sub(r"(?<![\w.])(1978|1979|1980|11211)(?![\w.])", lambda m: str(ports[int(m[1])]), code)
+
+
+def clear_all(ports: dict[int, int]) -> None:
+    for page_port, databases in ((MAIN_PORT, (0, 1)), (SECOND_PORT, (0,)), (THIRD_PORT, (0,))):
+        with KyotoTycoon() as kt:
+            kt.open("127.0.0.1", ports[page_port], timeout=5)
+            for db in databases:
+                kt.clear(db=db)
+
+
+def python_pages() -> list[str]:
+    return [p for p in PAGES if any(b.lang == "python" for b in blocks(p))]
+
+
+@pytest.mark.parametrize("page", python_pages())
+def test_python_examples_run(page: str, servers: dict[int, int]) -> None:
+    clear_all(servers)
+    namespace: dict[str, object] = {"__name__": f"docs_{Path(page).stem}"}
+    started = time.monotonic()
+    ran = 0
+    for block in blocks(page):
+        if block.lang != "python" or block.skip_reason:
+            continue
+        source = localize(block.code, servers)
+        try:
+            exec(compile(source, f"docs/{page}:{block.line}", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"the example at docs/{page}:{block.line} failed: {exc!r}") from exc
+        ran += 1
+    assert ran, f"docs/{page} has python blocks but none ran"
+    elapsed = time.monotonic() - started
+    assert elapsed < PAGE_BUDGET, f"docs/{page}'s examples took {elapsed:.1f} s"
+
+
+def test_every_skipped_example_says_why() -> None:
+    skipped = [f"{b.page}:{b.line}" for p in PAGES for b in blocks(p) if b.skip_reason]
+    # a handful at most: an example that cannot run is an example that can rot
+    assert len(skipped) <= 6, skipped
+
+
+def command_lines() -> list[tuple[str, int, str]]:
+    found = []
+    for page in PAGES:
+        for block in blocks(page):
+            if block.lang != "sh":
+                continue
+            for offset, line in enumerate(block.code.replace("\\\n", " ").splitlines()):
+                for command in re.split(r"\s*(?:;|&&|\|(?!\|))\s*", line.split(" #")[0].strip()):
+                    words = shlex.split(command.rstrip("& "))
+                    while words and ("=" in words[0] and not words[0].startswith("-")):
+                        words.pop(0)  # VAR=value prefixes
+                    if words[:3] == ["python", "-m", "kyototycoon"]:
+                        words = ["kyototycoon", *words[3:]]
+                    if words and words[0] == "kyototycoon" and len(words) > 1:
+                        found.append((page, block.line + offset, " ".join(words[1:])))
+    return found
+
+
+@pytest.mark.parametrize(("page", "line", "command"), command_lines(),
+                         ids=[f"{p}:{n}" for p, n, _ in command_lines()])
+def test_command_lines_parse(page: str, line: int, command: str) -> None:
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(shlex.split(command))
+    except SystemExit as exc:  # argparse's way of saying no
+        raise AssertionError(f"docs/{page}:{line}: `kyototycoon {command}` does not parse") from exc
+    assert not extra or args.command_spec.delegates, f"docs/{page}:{line}: unknown {extra}"
+
+
+def test_the_pages_are_found() -> None:
+    assert {"index.md", "getting-started.md", "migrate-from-ng.md", "migrate-from-ukt.md"} <= set(PAGES)
+    assert command_lines(), "no command line found in the pages' sh blocks"
