@@ -119,6 +119,8 @@ def command_lines() -> list[tuple[str, int, str]]:
             for offset, line in enumerate(block.code.replace("\\\n", " ").splitlines()):
                 for command in re.split(r"\s*(?:;|&&|\|(?!\|))\s*", line.split(" #")[0].strip()):
                     words = shlex.split(command.rstrip("& "))
+                    redirect = next((i for i, w in enumerate(words) if w in (">", ">>", "<", "2>")), None)
+                    words = words[:redirect]
                     while words and ("=" in words[0] and not words[0].startswith("-")):
                         words.pop(0)  # VAR=value prefixes
                     if words[:3] == ["python", "-m", "kyototycoon"]:
