@@ -144,3 +144,19 @@ def test_command_lines_parse(page: str, line: int, command: str) -> None:
 def test_the_pages_are_found() -> None:
     assert {"index.md", "getting-started.md", "migrate-from-ng.md", "migrate-from-ukt.md"} <= set(PAGES)
     assert command_lines(), "no command line found in the pages' sh blocks"
+
+
+def test_the_ng_migration_guide_lists_every_deliberate_difference() -> None:
+    # README.md's table is held to tests/test_compat_differential.py's DELIBERATE rows there
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (.+?) \| .+\|$", readme.split("The differences left are deliberate", 1)[1]
+                      .split("\n\n", 2)[1], re.MULTILINE)
+    guide = (DOCS / "migrate-from-ng.md").read_text(encoding="utf-8")
+    assert len(rows) > 10
+    assert [row for row in rows if f"| {row} |" not in guide] == []
+
+
+def test_the_readme_links_every_page() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    guides = [p for p in PAGES if not p.startswith("reference/") or p == "reference/client.md"]
+    assert [p for p in guides if p != "index.md" and f"(docs/{p})" not in readme] == []
