@@ -30,7 +30,7 @@ def to_construct(ir: StructIR, values: tuple) -> dict[str, Any]:
 
 def from_construct(ir: StructIR, container: Any) -> tuple:
     """A construct ``Container`` -> the values the generated decoder returns."""
-    out = []
+    out: list[Any] = []
     for name in ir.value_fields:
         f = ir.field(name)
         value = container[name]
