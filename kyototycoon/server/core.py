@@ -323,6 +323,7 @@ class _KtConnection(_Connection):
                 await self.send(b"".join(answers))
                 if mode is None:
                     continue
+                assert frame_reader is not None  # dropped above only with mode None
                 if not frame_reader.buffered:
                     mode = None
                     continue
