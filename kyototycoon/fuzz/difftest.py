@@ -326,8 +326,8 @@ class Generator:
             send = codec.encode_get_bulk_request(flags, [(db, self.key()) for db in dbs])
         else:
             name = self._pick([b"echo", b"set", b"get", b"nosuch"])
-            records = [(b"key", self.key()), (b"value", self.value())][: self.rng.randint(0, 2)]
-            send = codec.encode_play_script_request(flags, name, records)
+            inputs = [(b"key", self.key()), (b"value", self.value())][: self.rng.randint(0, 2)]
+            send = codec.encode_play_script_request(flags, name, inputs)
         if self.rng.random() < 0.03:  # a magic byte no frame has: both servers drop the connection
             send = self._pick([b"\xb5", b"\xbb", b"\x80"]) + send[1:]
             kind += " (bad magic)"

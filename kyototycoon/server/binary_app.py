@@ -63,11 +63,11 @@ def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     asked = 0
     for db_index, run in groupby(records, _DB):
         if db_index < len(databases):
-            run = list(run)
-            asked += len(run)
-            hits = databases[db_index].get_bulk([key for _db, key in run])
+            wanted = list(run)
+            asked += len(wanted)
+            hits = databases[db_index].get_bulk([key for _db, key in wanted])
             # walk the request, not the dict: a key asked twice is answered twice, as by ktserver
-            for _db, key in run:
+            for _db, key in wanted:
                 record = hits.get(key)
                 if record is not None:
                     found.append((db_index, record[1], key, record[0]))
