@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from kyototycoon.fuzz.difftest import KNOWN, Episode, Peer, first_divergence, run_steps, same
-from kyototycoon.fuzz.difftest_cli import read_corpus
+from kyototycoon.fuzz.difftest_cli import read_corpus, scratch_dir
 from kyototycoon.server import EmbeddedServer
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -50,7 +50,8 @@ def test_the_corpus_covers_every_protocol() -> None:
 
 
 def _peer(databases: list[str]) -> Iterator[Peer]:
-    with EmbeddedServer(databases) as srv:
+    # file databases (casket.kct, ...) name paths relative to the server's directory: a scratch one
+    with scratch_dir(), EmbeddedServer(databases) as srv:
         yield Peer(srv.host, srv.port, len(databases))
 
 

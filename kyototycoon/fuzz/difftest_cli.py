@@ -89,6 +89,19 @@ def ktserver(binary: str, databases: Sequence[str], script: Optional[str],
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@contextmanager
+def scratch_dir(prefix: str = "kt-difftest-") -> Iterator[str]:
+    """Work in a new temporary directory (removed after): file databases open relative to it."""
+    here = os.getcwd()
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    os.chdir(workdir)
+    try:
+        yield workdir
+    finally:
+        os.chdir(here)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def free_port(low: int = 20000, high: int = 32767) -> int:
     """A port nobody listens on now, below 32768 (ktserver refuses higher ones)."""
     rng = random.Random()
@@ -139,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
     """Run what ``args`` asks for; the process exit status."""
     from ..server import EmbeddedServer  # the [server] extra
 
+    for name in ("replay", "record", "cases", "script"):  # before the run moves to a scratch directory
+        if getattr(args, name) is not None:
+            setattr(args, name, Path(getattr(args, name)).resolve())
     if args.replay is not None:
         return _replay(args.replay, args.quiet, args.relabel)
     databases = list(args.db or DEFAULT_DATABASES)
@@ -147,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
         print("give --ktserver PATH, --against HOST:PORT or --replay FILE", file=sys.stderr)
         return 2
     script_args: dict[str, Any] = {"script": args.script} if args.script else {}
-    with EmbeddedServer(names, **script_args) as embedded, _reference(args, databases) as (host, port):
+    with scratch_dir(), EmbeddedServer(names, **script_args) as embedded, \
+            _reference(args, databases) as (host, port):
         peers = [Peer(host, port, len(names)), Peer(embedded.host, embedded.port, len(names))]
         return _run(args, peers, names)
 
@@ -245,7 +262,7 @@ def _replay(path: Path, quiet: bool, relabel: bool) -> int:
     head, episodes = read_corpus(path)
     databases = head["databases"]
     bad = 0
-    with EmbeddedServer(databases) as srv:
+    with scratch_dir(), EmbeddedServer(databases) as srv:
         peer = Peer(srv.host, srv.port, len(databases))
         for episode in episodes:
             result = replay_episode(peer, episode)
