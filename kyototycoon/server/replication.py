@@ -1,7 +1,9 @@
 """Replication master: stream the update log to a slave, as ktserver's ``do_bin_replication``.
 
 After the slave's request the master answers one 0xB1 byte, then sends every
-log record from the slave's timestamp on as a log frame. Which records:
+log record strictly *after* the slave's timestamp as a log frame (ktserver's
+``UpdateLogger::Reader`` skips every record with ``ts <=`` the one asked for:
+the slave sends the timestamp of the last record it has). Which records:
 
 - by default, those whose server id differs from the slave's (a slave never
   gets its own writes back, which is what makes dual-master setups work);
@@ -60,7 +62,7 @@ async def stream_updates(server: Server, request: codec.ReplicationRequest,
     store = server.store
     white = bool(request.flags & Flag.WHITE_SID)
     sid = request.sid
-    next_ts = request.ts
+    next_ts = request.ts + 1  # exclusive, as ktserver's update-log reader
     last_sent = 0
     misses = 0
     writer.write(codec.encode_hello())
