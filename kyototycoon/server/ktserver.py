@@ -23,7 +23,7 @@ from typing import Callable, Optional
 from kyototycoon.server.cli import serve_forever
 from kyototycoon.server.config import DEFAULT_TIMEOUT, ServerConfig
 from kyototycoon.server.lua.runtime import DEFAULT_THREADS, LuaError
-from kyototycoon.server.textnum import atof, atoi
+from kyototycoon.server.textnum import atof, atoi, atoix
 
 PROG = "kyototycoon-ktserver"
 DEFAULT_PORT = 1978
@@ -161,12 +161,11 @@ def parse(argv: Sequence[str]) -> Invocation:
     return _invocation(values, flags, dbs or [":"])
 
 
-def _db_name(spec: str) -> str:
-    """ktserver's name of a database: its path without ``#`` tuning options, after the last ``/``."""
-    path = spec.split("#", 1)[0]
-    if path not in MEMORY_DBS:
+def _db_spec(spec: str) -> str:
+    """A database spec the embedded server runs: an in-memory type (file databases are refused)."""
+    if spec.split("#", 1)[0] not in MEMORY_DBS:
         raise UsageError(f"{spec}: database files are not supported (in memory: '*', '%', ':', '-', '+')")
-    return path.rsplit("/", 1)[-1]
+    return spec
 
 
 def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invocation:
@@ -175,12 +174,12 @@ def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invo
     if not 0 < port < 65536 or threads < 1:
         raise UsageError("-port and -th must be positive")
     config = ServerConfig(host=values.get("-host", "") or "0.0.0.0", port=port,
-                          databases=[_db_name(spec) for spec in dbs],
+                          databases=[_db_spec(spec) for spec in dbs],
                           timeout=atof(values.get("-tout", str(DEFAULT_TIMEOUT)).encode()) or DEFAULT_TIMEOUT)
     if "-sid" in values:
         config.sid = atoi(values["-sid"].encode())
     if "-ulim" in values:
-        config.ulog_bytes = config.ulog_limit = max(1, atoi(values["-ulim"].encode()))
+        config.ulog_bytes = config.ulog_limit = max(1, atoix(values["-ulim"].encode()))
     if "-ulog" in values:
         config.ulog = values["-ulog"]
         # ktserver fsyncs its update log only with -uasi (auto synchronization), never on each write

@@ -106,9 +106,11 @@ class ScriptRegistry(Mapping[str, ScriptProcedure]):
         :class:`~kyototycoon.server.lua.LuaError` (one line) when Lua is not installed
         or the script does not compile.
         """
+        from kyototycoon.server.dbtypes import parse_spec
         from kyototycoon.server.lua import DEFAULT_THREADS, LuaScript
 
-        script = LuaScript(path, db_names, threads=threads or DEFAULT_THREADS, timeout=timeout)
+        names = [parse_spec(spec).name for spec in db_names]  # kt.dbs knows them by name, not by spec
+        script = LuaScript(path, names, threads=threads or DEFAULT_THREADS, timeout=timeout)
         for name, proc in script.procedures().items():
             self._procedures[name] = proc  # type: ignore[assignment]
         return script.names

@@ -44,6 +44,7 @@ import regex
 from sortedcontainers import SortedDict, SortedList
 
 from kyototycoon import errors
+from kyototycoon.server.dbtypes import CursorKind, parse_spec
 from kyototycoon.spec.replication import XT_MAX, XT_SIZE, Op
 
 __all__ = [
@@ -84,10 +85,6 @@ TS_MULTIPLIER = 1_000_000
 
 #: Seconds one ``match_regex`` call may spend matching before it gives up.
 DEFAULT_REGEX_TIMEOUT = 1.0
-
-# The real server's in-memory B+ tree reports this size when empty; adding the
-# payload keeps ``size`` plausible and monotonic in the data.
-_EMPTY_DB_SIZE = 526693
 
 _LEADING_DIGITS = re.compile(r"[0-9]+")
 
@@ -291,14 +288,17 @@ class Database:
     from :class:`Store`, not directly.
     """
 
-    def __init__(self, store: Store, index: int, name: str):
+    def __init__(self, store: Store, index: int, spec: str):
         self.store = store
         self.index = index
-        self.name = name
-        self.path = name
+        #: the database spec, its type and tuning (kyototycoon.server.dbtypes)
+        self.spec = parse_spec(spec)
+        self.name = self.spec.name
+        self.path = self.spec.path
         self._recs: SortedDict = SortedDict()  # key -> (value, absolute xt)
         self._xts: SortedList = SortedList()  # (xt, key) for records that expire
         self._bytes = 0  # sum of key and value lengths, for size/status
+        self._leaf = False  # a B+ tree's page cache holds a leaf: from the first record to a clear
 
     # ------------------------------------------------------------ internals
 
@@ -325,6 +325,7 @@ class Database:
                 self._xts.remove((old[1], key))
         self._recs[key] = (value, xt)
         self._bytes += len(key) + len(value)
+        self._leaf = True
         if xt != XT_MAX:
             self._xts.add((xt, key))
         self.store._append_log(self.index, OP_SET, key, xt.to_bytes(XT_WIDTH, "big") + value)
@@ -392,9 +393,8 @@ class Database:
         return self.count()
 
     def size(self) -> int:
-        """Plausible byte size, shaped like the real server's (empty = 526693)."""
-        self._now()
-        return _EMPTY_DB_SIZE + self._bytes
+        """Byte size, shaped like the real server's for this database type."""
+        return int(self.status()["size"])
 
     def items(self) -> list[tuple[bytes, bytes, int]]:
         """All live records as ``(key, value, xt)`` in key order (a copy)."""
@@ -660,6 +660,7 @@ class Database:
         self._recs.clear()
         self._xts.clear()
         self._bytes = 0
+        self._leaf = False
         self.store._append_log(self.index, OP_CLEAR, b"", b"")
 
     def vacuum(self, step: int | None = None) -> int:
@@ -672,27 +673,18 @@ class Database:
         return self._expire(int(self.store.clock()), limit)
 
     def cursor(self) -> Cursor:
-        """A new, unpositioned cursor on this database."""
-        return Cursor(self)
+        """A new, unpositioned cursor on this database, moving as its type's cursors do."""
+        return _CURSORS[self.spec.cursor_kind](self)
 
     def status(self) -> dict[str, str]:
-        """``status`` answer shaped like the real server's for a ``%`` database."""
-        count = self.count()
-        size = self.size()
-        return {
-            "bnum": "65536", "capcnt": "-1", "capsiz": "-1", "chksum": "255",
-            "count": str(count), "cusage": str(self._bytes), "first": "1", "fmtver": "5",
-            "icnt": "0", "ktcapcnt": "-1", "ktcapsiz": "-1", "ktopts": "0", "last": "1",
-            "lcnt": "1", "librev": "13", "libver": "16", "opts": "0", "path": self.path,
-            "pccap": "67108864", "pnum": str(max(2, count)), "psiz": "8192", "rcomp": "lexical",
-            "realtype": "33", "recovered": "0", "reorganized": "0", "root": "1",
-            "size": str(size), "type": "33",
-        }
+        """``status`` answer shaped like the real server's for this database's type."""
+        return self.spec.status(self.count(), self._bytes, self._leaf)
 
     def _load(self, records: list[tuple[bytes, bytes, int]]) -> None:
         self._recs = SortedDict((k, (v, xt)) for k, v, xt in records)
         self._xts = SortedList((xt, k) for k, _v, xt in records if xt != XT_MAX)
         self._bytes = sum(len(k) + len(v) for k, v, _xt in records)
+        self._leaf = bool(records)
 
 
 def _limit(max: int | None) -> int:
@@ -703,7 +695,7 @@ def _limit(max: int | None) -> int:
 
 
 class Cursor:
-    """A position in a :class:`Database`, with Kyoto Tycoon's cursor semantics.
+    """A position in a :class:`Database`, with a B+ tree cursor's semantics (``%``, ``.kct``, ``.kcf``).
 
     The cursor remembers the key it stands on, not an index, so it survives
     any modification of the database: its record is the first one whose key
@@ -711,14 +703,20 @@ class Cursor:
     the next one, as a B+ tree cursor does). Every operation on an unpositioned
     cursor, or one that ran off either end, raises NoRecord
     (``DB: 7: no record: no record``). A record that expires under the cursor
-    is purged, so the cursor then stands on the next one (Kyoto Tycoon skips
-    expired records in the direction of the last move: backward walks may
-    differ there).
+    is purged, so the cursor then stands on the next one.
+
+    Direction, as ``kc::PlantDB::Cursor``: ``jump_back``/``step_back`` make
+    the cursor go backward, ``jump``/``step`` forward again; going backward,
+    a ``step`` of ``get``/``set_value`` and the move after ``remove``/``seize``
+    go to the previous record, and past the first one the cursor becomes
+    unpositioned (the operation itself succeeds). The other database types
+    have the subclasses below.
     """
 
     def __init__(self, db: Database):
         self.db = db
         self._key: bytes | None = None
+        self._back = False
 
     @property
     def valid(self) -> bool:
@@ -741,33 +739,40 @@ class Cursor:
             raise _no_record()
         return key
 
+    def _first(self) -> bytes | None:
+        return self.db._recs.keys()[0] if self.db._recs else None
+
+    def _last(self) -> bytes | None:
+        return self.db._recs.keys()[-1] if self.db._recs else None
+
     def _advance(self, key: bytes) -> None:
-        # Running off the end is not an error for the operation that stepped.
-        self._key = self.db._higher(key)
+        # Running off either end is not an error for the operation that stepped.
+        self._key = self.db._lower(key) if self._back else self.db._higher(key)
+
+    def _after_removal(self, key: bytes) -> None:
+        self._key = self.db._lower(key) if self._back else self.db._ceiling(key)
 
     def jump(self, key: KeyLike | None = None) -> None:
         """Go to the first record, or the first whose key is >= ``key``; NoRecord if none."""
         self.db._now()
-        if key is None:
-            self._land(self.db._recs.keys()[0] if self.db._recs else None)
-        else:
-            self._land(self.db._ceiling(_b(key)))
+        self._back = False
+        self._land(self._first() if key is None else self.db._ceiling(_b(key)))
 
     def jump_back(self, key: KeyLike | None = None) -> None:
         """Go to the last record, or the last whose key is <= ``key``; NoRecord if none."""
         self.db._now()
-        if key is None:
-            self._land(self.db._recs.keys()[-1] if self.db._recs else None)
-        else:
-            self._land(self.db._floor(_b(key)))
+        self._back = True
+        self._land(self._last() if key is None else self.db._floor(_b(key)))
 
     def step(self) -> None:
         """Move to the next record; NoRecord (and unpositioned) past the last one."""
+        self._back = False
         key = self._locate()
         self._land(self.db._higher(key))
 
     def step_back(self) -> None:
         """Move to the previous record; NoRecord (and unpositioned) before the first one."""
+        self._back = True
         key = self._locate()
         self._land(self.db._lower(key))
 
@@ -795,17 +800,104 @@ class Cursor:
             self._advance(key)
 
     def remove(self) -> None:
-        """Remove the current record; the cursor moves to the next one (maybe off the end)."""
+        """Remove the current record; the cursor moves on (maybe off the end)."""
         key = self._locate()
         self.db._delete(key)
-        self._key = self.db._ceiling(key)
+        self._after_removal(key)
 
     def seize(self) -> tuple[bytes, bytes, int]:
         """Remove the current record and return ``(key, value, xt)``; the cursor moves on."""
         key = self._locate()
         value, xt = self.db._delete(key)
-        self._key = self.db._ceiling(key)
+        self._after_removal(key)
         return key, value, xt
+
+
+class ProtoTreeCursor(Cursor):
+    """``+`` (``kc::ProtoDB`` on a ``std::map``): no backward direction.
+
+    ``jump_back`` finds the last record <= the key, but later steps go
+    forward; ``step_back`` moves to the previous record, and from an
+    unpositioned cursor (the map's end) to the last one.
+    """
+
+    def _advance(self, key: bytes) -> None:
+        self._back = False
+        super()._advance(key)
+
+    def _after_removal(self, key: bytes) -> None:
+        self._back = False
+        super()._after_removal(key)
+
+    def step_back(self) -> None:
+        if self._key is None:
+            self.db._now()
+            self._land(self._last())
+            return
+        super().step_back()
+
+
+def _not_implemented() -> errors.NotImplementedByServer:
+    return errors.NotImplementedByServer(501, "DB: 1: not implemented: not implemented")
+
+
+class HashCursor(Cursor):
+    """Hash databases (``*``, ``:``, ``.kch``, ``.kcd``): forward only, ``jump`` to an exact key.
+
+    ``jump(key)`` needs the key itself (else NoRecord, unpositioned);
+    ``jump_back`` and ``step_back`` answer "not implemented" and leave the
+    cursor where it was. The real server walks them in hash order; this one
+    in key order.
+    """
+
+    def jump(self, key: KeyLike | None = None) -> None:
+        self.db._now()
+        self._back = False
+        if key is None:
+            self._land(self._first())
+        else:
+            k = _b(key)
+            self._land(k if k in self.db._recs else None)
+
+    def jump_back(self, key: KeyLike | None = None) -> None:
+        raise _not_implemented()
+
+    def step_back(self) -> None:
+        raise _not_implemented()
+
+
+class ProtoHashCursor(HashCursor):
+    """``-`` (``kc::ProtoDB`` on an unordered map): ``jump_back`` only to an exact key.
+
+    ``jump_back()`` and ``step_back`` answer "not implemented" and leave the
+    cursor unpositioned, except where the map's iterator is at its beginning
+    (an empty database; ``step_back`` from the first record): "no record" then.
+    """
+
+    def jump_back(self, key: KeyLike | None = None) -> None:
+        self.db._now()
+        k = None if key is None else _b(key)
+        if k is not None and k in self.db._recs:
+            self._key = k
+            return
+        self._key = None
+        if not self.db._recs:
+            raise _no_record()
+        raise _not_implemented()
+
+    def step_back(self) -> None:
+        self.db._now()
+        at_first = self._key is not None and self.db._ceiling(self._key) == self._first()
+        self._key = None
+        if at_first or not self.db._recs:
+            raise _no_record()
+        raise _not_implemented()
+
+
+_CURSORS: dict[CursorKind, type[Cursor]] = {
+    CursorKind.TREE: Cursor, CursorKind.PROTO_TREE: ProtoTreeCursor,
+    CursorKind.HASH: HashCursor, CursorKind.PROTO_HASH: ProtoHashCursor,
+}
 
 
 # --------------------------------------------------------------------------- store
@@ -818,10 +910,11 @@ _SNAP_TRAILER = b"END!"
 class Store:
     """All databases of a server, its update log and its named signals.
 
-    ``db_names`` gives one database per entry (index = position); the name
-    is what ``DB`` may use, e.g. ``"casket.kch"`` for ``/data/casket.kch#bnum=1000``
-    (deriving it is the caller's job). Several may share a name: lookup by
-    name then finds the last of them. ``clock`` returns epoch
+    ``db_names`` gives one database spec per entry (index = position), read
+    as ktserver reads it (:mod:`kyototycoon.server.dbtypes`): its type and
+    tuning, and the name ``DB`` may use, e.g. ``"casket.kch"`` for
+    ``/data/casket.kch#bnum=1000``; a plain name is a ``%`` database. Several
+    may share a name: lookup by name then finds the last of them. ``clock`` returns epoch
     seconds and drives expiration and log timestamps. The update log keeps
     at most ``ulog_size`` bytes (see :attr:`LogRecord.size`) and, if given,
     ``ulog_records`` records, dropping the oldest; the newest record is always

@@ -1,0 +1,140 @@
+"""Facts about a real ktserver 0.9.56b, recorded as data so that CI (no real server) checks them.
+
+Each case is a database spec, records stored first, and RPC calls on one
+cursor (``CUR=1``), each with the status and output map the real server
+answered. ``tests/test_ktserver_facts.py`` replays them against the embedded
+server. Record them again (this overwrites ``data/ktserver_facts.json``)::
+
+    python tests/ktserver_facts.py --record /path/to/ktserver
+
+Cases that depend on the iteration order of a hash database are marked
+``"order": true``: the embedded server walks every database in key order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parent / "data" / "ktserver_facts.json"
+RECORDS = [("k1", "v1"), ("k2", "v2"), ("k3", "v3"), ("k4", "v4")]
+
+#: Database specs: one of each type ktserver opens (file ones relative to its working directory).
+DB_SPECS = ["%", "*", ":", "-", "+", "a.kct", "a.kch", "a.kcd", "a.kcf"]
+#: Databases whose iteration order is a hash's, not the keys'.
+HASH_ORDER = {"*", ":", "-", "a.kch", "a.kcd"}
+
+Call = tuple[str, dict[str, str]]
+
+
+def _get(step: bool = False) -> Call:
+    return ("cur_get_key", {"step": "1"} if step else {})
+
+
+#: name -> (about, calls, depends on the iteration order)
+CURSOR_SEQUENCES: dict[str, tuple[str, list[Call], bool]] = {
+    "jump_back_key_then_get_step": (
+        "cur_jump_back to a key between records, then cur_get_key with step",
+        [("cur_jump_back", {"key": "k2x"}), *[_get(True)] * 4], False),
+    "jump_back_then_get_step": (
+        "cur_jump_back to the last record, then cur_get_key with step past the first",
+        [("cur_jump_back", {}), *[_get(True)] * 5], False),
+    "step_back_unpositioned": ("cur_step_back on a new cursor", [("cur_step_back", {}), _get()], False),
+    "jump_key_between": ("cur_jump to a key between records", [("cur_jump", {"key": "k2x"}), _get()], False),
+    "jump_key_exact_then_step": (
+        "cur_jump to an existing key, then cur_step",
+        [("cur_jump", {"key": "k2"}), ("cur_step", {}), _get()], True),
+    "jump_back_key_exact_then_step_back": (
+        "cur_jump_back to an existing key, then cur_step_back",
+        [("cur_jump_back", {"key": "k2"}), _get(), ("cur_step_back", {}), _get()], False),
+    "step_back_to_first_then_seize": (
+        "cur_step_back onto the first record, then cur_seize: the cursor goes past the first",
+        [("cur_jump", {"key": "k2"}), ("cur_step_back", {}), _get(), ("cur_seize", {}), _get()], True),
+    "backward_remove": (
+        "cur_remove after cur_jump_back: the cursor moves to the previous record",
+        [("cur_jump_back", {}), ("cur_remove", {}), _get()], False),
+    "back_then_forward": (
+        "cur_jump after cur_jump_back walks forward again",
+        [("cur_jump_back", {}), ("cur_jump", {}), _get(True), _get()], True),
+    "walk": ("cur_jump, then cur_get_key with step to the end", [("cur_jump", {}), *[_get(True)] * 5], True),
+    "step_back_past_first": (
+        "cur_step_back from the first record",
+        [("cur_jump", {}), ("cur_step_back", {}), _get()], True),
+}
+
+#: Specs whose status the embedded server reproduces (bnum/pccap tuning included).
+STATUS_SPECS = ["%", "*", ":", "-", "+", "%#bnum=100#pccap=1m", "b.kct", "a.kch", "a.kcd", "a.kcf",
+                "t.kct#type=kch"]
+
+
+def cases() -> list[dict[str, Any]]:
+    """Every case, without answers."""
+    out: list[dict[str, Any]] = []
+    for spec in DB_SPECS:
+        for name, (about, calls, order) in CURSOR_SEQUENCES.items():
+            out.append({"name": f"cursor/{spec}/{name}", "about": about, "db": spec, "records": RECORDS,
+                        "order": order and spec in HASH_ORDER,
+                        "calls": [[proc, dict(params, CUR="1")] for proc, params in calls]})
+    for spec in STATUS_SPECS:
+        out.append({"name": f"status/{spec}", "about": "status of an empty database, then of one record",
+                    "db": spec, "records": [], "order": False,
+                    "calls": [["status", {}], ["set", {"key": "k1", "value": "v1"}], ["status", {}]]})
+    out.append({"name": "status/%/cusage", "about": "cusage of a B+ tree: 8 + (key + value + 13) a record",
+                "db": "%", "records": RECORDS, "order": False,
+                "calls": [["status", {}], ["remove", {"key": "k1"}], ["status", {}], ["clear", {}],
+                          ["status", {}]]})
+    return out
+
+
+def run_case(rpc: Any, db: int, case: dict[str, Any]) -> list[list[Any]]:
+    """Play one case through ``rpc(name, params, db) -> (status, out)``; ``[status, out]`` per call."""
+    rpc("clear", {}, db)
+    for key, value in case["records"]:
+        rpc("set", {b"key": key.encode(), b"value": value.encode()}, db)
+    answers = []
+    for proc, params in case["calls"]:
+        status, out = rpc(proc, {k.encode(): v.encode() for k, v in params.items()}, db)
+        answers.append([status, {k.decode(): v.decode("latin-1") for k, v in out.items()}])
+    rpc("cur_delete", {b"CUR": b"1"}, db)
+    return answers
+
+
+def ktserver_spec(spec: str) -> str:
+    """The spec on ktserver's command line: a '#' keeps the test harness from adding ``#type=%``."""
+    return spec if "#" in spec or spec in ("%", "*", ":", "-", "+") else spec + "#"
+
+
+def record(binary: str) -> dict[str, Any]:
+    from oracle import KtServer, WireTarget
+
+    all_cases = cases()
+    specs = list(dict.fromkeys(c["db"] for c in all_cases))
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    with KtServer(binary, [ktserver_spec(s) for s in specs]) as server:
+        target = WireTarget(server.host, server.port, specs)
+        try:
+            for case in all_cases:
+                case["answers"] = run_case(target.rpc, specs.index(case["db"]), case)
+        finally:
+            target.close()
+    return {"server": version or "Kyoto Tycoon 0.9.56b", "command": "python tests/ktserver_facts.py --record",
+            "cases": all_cases}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", metavar="KTSERVER", required=True, help="the ktserver binary to ask")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    data = record(args.record)
+    DATA.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{len(data['cases'])} cases from {data['server']} -> {DATA}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
