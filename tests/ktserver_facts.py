@@ -71,6 +71,13 @@ STATUS_SPECS = ["%", "*", ":", "-", "+", "%#bnum=100#pccap=1m", "b.kct", "a.kch"
                 "t.kct#type=kch"]
 
 
+#: keys for match_similar: valid UTF-8, cut short, lone continuation bytes, 0xFF, a NUL
+SIMILAR_KEYS = [b"\xe6\x97\xa5", b"\xe6\x9c\x88", b"\xe6\x97", b"\x82a", b"\x82b", b"a\xff", b"ab\x00cd",
+                b"ab", b"abc", b"\xc3\xa9t\xc3\xa9", b"ete", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80x"]
+SIMILAR_ORIGINS = [(b"\xe6\x97\xa5", 1), (b"\x82b", 1), (b"ab\x00cd", 2), (b"\xc3\xa9te", 1), (b"a\xff", 2),
+                   (b"\xe6", 3)]
+
+
 def cases() -> list[dict[str, Any]]:
     """Every case, without answers."""
     out: list[dict[str, Any]] = []
@@ -83,6 +90,13 @@ def cases() -> list[dict[str, Any]]:
         out.append({"name": f"status/{spec}", "about": "status of an empty database, then of one record",
                     "db": spec, "records": [], "order": False,
                     "calls": [["status", {}], ["set", {"key": "k1", "value": "v1"}], ["status", {}]]})
+    similar_keys = [(k.decode("latin-1"), "") for k in SIMILAR_KEYS]
+    for origin, rng in SIMILAR_ORIGINS:
+        for utf in (True, False):
+            params = {"origin": origin.decode("latin-1"), "range": str(rng), **({"utf": "1"} if utf else {})}
+            out.append({"name": f"match_similar/{origin.hex()}/range={rng}/utf={int(utf)}",
+                        "about": "match_similar on keys that are not all valid UTF-8", "db": "%",
+                        "records": similar_keys, "order": False, "calls": [["match_similar", params]]})
     out.append({"name": "status/%/cusage", "about": "cusage of a B+ tree: 8 + (key + value + 13) a record",
                 "db": "%", "records": RECORDS, "order": False,
                 "calls": [["status", {}], ["remove", {"key": "k1"}], ["status", {}], ["clear", {}],
@@ -93,12 +107,13 @@ def cases() -> list[dict[str, Any]]:
 def run_case(rpc: Any, db: int, case: dict[str, Any]) -> list[list[Any]]:
     """Play one case through ``rpc(name, params, db) -> (status, out)``; ``[status, out]`` per call."""
     rpc("clear", {}, db)
+    # bytes travel as latin-1 text in the JSON: one character a byte
     for key, value in case["records"]:
-        rpc("set", {b"key": key.encode(), b"value": value.encode()}, db)
+        rpc("set", {b"key": key.encode("latin-1"), b"value": value.encode("latin-1")}, db)
     answers = []
     for proc, params in case["calls"]:
-        status, out = rpc(proc, {k.encode(): v.encode() for k, v in params.items()}, db)
-        answers.append([status, {k.decode(): v.decode("latin-1") for k, v in out.items()}])
+        status, out = rpc(proc, {k.encode(): v.encode("latin-1") for k, v in params.items()}, db)
+        answers.append([status, {k.decode("latin-1"): v.decode("latin-1") for k, v in out.items()}])
     rpc("cur_delete", {b"CUR": b"1"}, db)
     return answers
 

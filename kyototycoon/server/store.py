@@ -45,6 +45,7 @@ from sortedcontainers import SortedDict, SortedList
 
 from kyototycoon import errors
 from kyototycoon.server.dbtypes import CursorKind, parse_spec
+from kyototycoon.server.similarity import levenshtein, origin_ucs, strutftoucs
 from kyototycoon.spec.replication import XT_MAX, XT_SIZE, Op
 
 __all__ = [
@@ -215,31 +216,6 @@ def _orig_float(orig: float | str | bytes | None) -> float:
             return math.inf
         return float(word)
     return float(orig)
-
-
-# --------------------------------------------------------------------------- similarity
-
-
-def levenshtein(a: tuple[int, ...] | bytes, b: tuple[int, ...] | bytes, bound: int | None = None) -> int:
-    """Edit distance between two sequences; stops early once it exceeds ``bound`` (returns bound+1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    if bound is not None and len(a) - len(b) > bound:
-        return bound + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if bound is not None and min(cur) > bound:
-            return bound + 1
-        prev = cur
-    return prev[-1]
-
-
-def _code_points(data: bytes) -> tuple[int, ...]:
-    # Invalid UTF-8 bytes become distinct lone surrogates, so they still count as one unit each.
-    return tuple(ord(c) for c in data.decode("utf-8", "surrogateescape"))
 
 
 # --------------------------------------------------------------------------- update log
@@ -452,7 +428,8 @@ class Database:
                       max: int | None = None) -> list[bytes]:
         """Keys within Levenshtein distance ``range`` of ``origin``.
 
-        Distance counts bytes, or UTF-8 code points when ``utf``. Ordered by
+        Distance counts bytes, or with ``utf`` the code points Kyoto Cabinet
+        reads in them (:mod:`kyototycoon.server.similarity`). Ordered by
         (distance, key) like Kyoto Cabinet's PolyDB::match_similar, which keeps
         the ``max`` smallest of that order.
         """
@@ -462,11 +439,10 @@ class Database:
         if limit <= 0:
             return []
         rng = int(range)
-        units = _code_points if utf else (lambda data: data)
-        ounits = units(o)
+        ounits = origin_ucs(o) if utf else o
         scored: list[tuple[int, bytes]] = []
         for key in self._recs:
-            kunits = units(key)
+            kunits = strutftoucs(key) if utf else key
             if abs(len(kunits) - len(ounits)) > rng:
                 continue
             dist = levenshtein(ounits, kunits, rng)
