@@ -104,6 +104,49 @@ def cases() -> list[dict[str, Any]]:
     return out
 
 
+#: raw HTTP requests with control bytes in the request line (one connection each):
+#: ktserver drops every CR of a line, ends it at a NUL, and its URL decoder skips bytes <= ' '
+RAW_REQUESTS = {
+    "ctl01-in-query": b"GET /rpc/echo?a=x\x01y HTTP/1.1\r\nHost: a\r\n\r\n",
+    "del-in-query": b"GET /rpc/echo?a=x\x7fy HTTP/1.1\r\nHost: a\r\n\r\n",
+    "tab-in-query": b"GET /rpc/echo?a=x\ty HTTP/1.1\r\nHost: a\r\n\r\n",
+    "cr-in-query": b"GET /rpc/echo?a=x\ry HTTP/1.1\r\nHost: a\r\n\r\n",
+    "nul-in-query": b"GET /rpc/echo?a=x\x00y HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-param-name": b"GET /rpc/echo?a\x01b=x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-procedure": b"GET /rpc/ec\x01ho?a=x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-method-rpc": b"G\x01T /rpc/echo?a=x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-method-rest": b"G\x01T /k HTTP/1.1\r\nHost: a\r\n\r\n",
+    "high-byte-in-method": b"GET\xe9 /rpc/echo?a=x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-version": b"GET /rpc/echo?a=x HTTP/1.1\x01\r\nHost: a\r\n\r\n",
+    "nul-after-version": b"GET /rpc/echo?a=x HTTP/1.1\x00zz\r\nHost: a\r\n\r\n",
+    "escape-in-rest-key": b"GET /\x1b[31m HTTP/1.1\r\nHost: a\r\n\r\n",
+    "ctl01-in-rest-key": b"GET /k\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+}
+
+
+def ask_raw(port: int, request: bytes, timeout: float = 2.0) -> bytes:
+    """The bytes a server answers to ``request`` on a new connection (its Date header dropped)."""
+    import re
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout) as sock:
+        sock.sendall(request)
+        out = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            out += data
+            head, sep, body = out.partition(b"\r\n\r\n")
+            length = re.search(rb"Content-Length: (\d+)", head)
+            if sep and length and len(body) >= int(length.group(1)):
+                break
+    return re.sub(rb"\r\nDate: [^\r\n]*", b"", out)
+
+
 def run_case(rpc: Any, db: int, case: dict[str, Any]) -> list[list[Any]]:
     """Play one case through ``rpc(name, params, db) -> (status, out)``; ``[status, out]`` per call."""
     rpc("clear", {}, db)
@@ -136,8 +179,9 @@ def record(binary: str) -> dict[str, Any]:
                 case["answers"] = run_case(target.rpc, specs.index(case["db"]), case)
         finally:
             target.close()
+        raw = {name: ask_raw(server.port, req).decode("latin-1") for name, req in RAW_REQUESTS.items()}
     return {"server": version or "Kyoto Tycoon 0.9.56b", "command": "python tests/ktserver_facts.py --record",
-            "cases": all_cases}
+            "cases": all_cases, "raw_requests": raw}
 
 
 def main() -> int:

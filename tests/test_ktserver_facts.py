@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from ktserver_facts import DATA, run_case
+from ktserver_facts import DATA, RAW_REQUESTS, ask_raw, run_case
 from oracle import WireTarget
 
 from kyototycoon.server import EmbeddedServer
@@ -52,3 +52,8 @@ def test_same_answers(request, target, case):
     else:
         want = case["answers"]
     assert got == want
+
+
+@pytest.mark.parametrize("name", sorted(RAW_REQUESTS))
+def test_control_bytes_in_the_request_line(target, name):
+    assert ask_raw(target.port, RAW_REQUESTS[name]).decode("latin-1") == FACTS["raw_requests"][name]
