@@ -97,10 +97,12 @@ def cases() -> list[dict[str, Any]]:
             out.append({"name": f"match_similar/{origin.hex()}/range={rng}/utf={int(utf)}",
                         "about": "match_similar on keys that are not all valid UTF-8", "db": "%",
                         "records": similar_keys, "order": False, "calls": [["match_similar", params]]})
-    out.append({"name": "status/%/cusage", "about": "cusage of a B+ tree: 8 + (key + value + 13) a record",
+    out.append({"name": "status/%/cusage",
+                "about": "cusage of a B+ tree: 8 + (key + value + 13) a record; 8 empty, 0 after a clear",
                 "db": "%", "records": RECORDS, "order": False,
-                "calls": [["status", {}], ["remove", {"key": "k1"}], ["status", {}], ["clear", {}],
-                          ["status", {}]]})
+                "calls": [["status", {}], ["remove", {"key": "k1"}], ["status", {}],
+                          *[["remove", {"key": k}] for k in ("k2", "k3", "k4")], ["status", {}],
+                          ["clear", {}], ["status", {}]]})
     return out
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kyototycoon import errors
-from kyototycoon.server.dbtypes import CursorKind, DbType, parse_spec
 from kyototycoon.server.store import Store
+from kyototycoon.server.store.dbtypes import CursorKind, DbType, parse_spec
 from kyototycoon.server.textnum import atoix
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kyototycoon.protocol import tsv
-from kyototycoon.server.similarity import origin_ucs, strutftoucs
+from kyototycoon.server.store.similarity import origin_ucs, strutftoucs
 
 # Bytes that mean something to some decoder, so that the draws hit the escapes often.
 _SPECIAL = b"%=+&;\t\r\n\0 AQDBz4fF09/\x7f\x80\xc3\xff"

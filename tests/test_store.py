@@ -906,7 +906,7 @@ def test_snapshot_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def broken_fsync(fd: int) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(store_mod.os, "fsync", broken_fsync)
+    monkeypatch.setattr(store_mod.snapshot.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk on fire"):
         s.save_snapshot(path)
     monkeypatch.undo()

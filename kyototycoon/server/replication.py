@@ -32,7 +32,7 @@ from kyototycoon.server.store import LogRecord
 from kyototycoon.spec.replication import TS_MULTIPLIER, XT_SIZE, Flag, Magic, Op
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 #: records skipped in a row before an empty frame moves the slave's timestamp on
 MISSES_PER_DUMMY = 256
@@ -56,7 +56,7 @@ def caught_up_ts(last_sent: int) -> int:
     return max(now - 1000 * TS_MULTIPLIER, last_sent)
 
 
-async def stream_updates(server: Server, request: codec.ReplicationRequest,
+async def stream_updates(server: HandlerContext, request: codec.ReplicationRequest,
                          reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Serve one slave until it goes away or the server stops."""
     store = server.store

@@ -40,7 +40,7 @@ from kyototycoon.server.store import OP_CLEAR, OP_REMOVE, OP_SET, XT_MAX, Store
 from kyototycoon.server.textnum import atof, atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def apply_record(store: Store, record: LogRecord) -> bool:
 class ReplicationSlave:
     """The slave side of one server: started by :class:`~kyototycoon.server.core.Server` with an RTS file."""
 
-    def __init__(self, server: Server, rts_path: str, host: Optional[str], port: int,
+    def __init__(self, server: HandlerContext, rts_path: str, host: Optional[str], port: int,
                  interval: float = DEFAULT_INTERVAL):
         self.server = server
         self.rts_path = rts_path

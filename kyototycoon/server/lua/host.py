@@ -31,7 +31,7 @@ from kyototycoon.server.store import XT_MAX, Cursor, Database, levenshtein
 from kyototycoon.server.textnum import INT64_MAX, INT64_MIN, atof, atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger("kyototycoon.server.lua")
 
@@ -469,7 +469,7 @@ class Host:
         self.lua = lua
         self.thid = thid
         self.timeout = timeout
-        self.server: Optional[Server] = None
+        self.server: Optional[HandlerContext] = None
         self.loop: Any = None
         self.deadline: Optional[float] = None
         self.cursors: dict[int, Cursor] = {}
@@ -499,7 +499,7 @@ class Host:
 
     # ------------------------------------------------------------ the running call
 
-    def begin_call(self, server: Server, loop: Any) -> None:
+    def begin_call(self, server: HandlerContext, loop: Any) -> None:
         self.server, self.loop = server, loop
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
 
