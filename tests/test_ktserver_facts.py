@@ -2,8 +2,8 @@
 
 Cursor direction per database type, what a hash database's cursor refuses,
 and ``status`` per type (see ``ktserver_facts.py`` for how they were recorded).
-Cases that depend on a hash database's iteration order are expected to
-differ: the embedded server walks every database in key order.
+Cases that depend on the iteration order of ``:``, ``-``, ``.kch`` or ``.kcd``
+are expected to differ: the embedded server walks those in key order.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from kyototycoon.server.store.expiry import absolute_xt
 
 if TYPE_CHECKING:
     from kyototycoon.server.store.database import Database
+    from kyototycoon.server.store.hashorder import CacheOrder
 
 
 class Cursor:
@@ -161,7 +162,7 @@ class HashCursor(Cursor):
     ``jump(key)`` needs the key itself (else NoRecord, unpositioned);
     ``jump_back`` and ``step_back`` answer "not implemented" and leave the
     cursor where it was. The real server walks them in hash order; this one
-    in key order.
+    in key order, but for ``*`` (:class:`CacheCursor`).
     """
 
     def jump(self, key: KeyLike | None = None) -> None:
@@ -178,6 +179,50 @@ class HashCursor(Cursor):
 
     def step_back(self) -> None:
         raise not_implemented()
+
+
+class CacheCursor(HashCursor):
+    """``*`` (``kc::CacheDB``): walks the database's own order (:mod:`.hashorder`).
+
+    The database tells it when the record it stands on moves to the end of its
+    slot or goes away: it steps to the next record first, as CacheDB's
+    ``escape_cursors`` does.
+    """
+
+    @property
+    def valid(self) -> bool:
+        self.db._now()
+        return self._key is not None and self._key in self._order
+
+    @property
+    def _order(self) -> CacheOrder:
+        order = self.db._order
+        assert order is not None
+        return order
+
+    def _escape(self, key: bytes) -> None:
+        if self._key == key:
+            self._key = self._order.after(key)
+
+    def _locate(self) -> bytes:
+        self.db._now()
+        if self._key is None or self._key not in self._order:
+            self._key = None
+            raise no_record()
+        return self._key
+
+    def _first(self) -> bytes | None:
+        return self._order.first()
+
+    def _advance(self, key: bytes) -> None:
+        self._key = self._order.after(key)
+
+    def _after_removal(self, key: bytes) -> None:
+        pass  # the database's removal already stepped this cursor on
+
+    def step(self) -> None:
+        key = self._locate()
+        self._land(self._order.after(key))
 
 
 class ProtoHashCursor(HashCursor):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -23,9 +24,10 @@ from kyototycoon.server.store.common import (
 from kyototycoon.server.store.common import (
     limit as max_count,
 )
-from kyototycoon.server.store.cursor import CURSORS, Cursor
-from kyototycoon.server.store.dbtypes import parse_spec
+from kyototycoon.server.store.cursor import CURSORS, CacheCursor, Cursor
+from kyototycoon.server.store.dbtypes import DbType, parse_spec
 from kyototycoon.server.store.expiry import XT_MAX, absolute_xt
+from kyototycoon.server.store.hashorder import CacheOrder
 from kyototycoon.server.store.log import OP_CLEAR, OP_REMOVE, OP_SET
 from kyototycoon.server.store.numbers import (
     DEC_UNIT,
@@ -64,6 +66,9 @@ class Database:
         self._xts: SortedList = SortedList()  # (xt, key) for records that expire
         self._bytes = 0  # sum of key and value lengths, for size/status
         self._leaf = False  # a B+ tree's page cache holds a leaf: from the first record to a clear
+        # a cache hash database (*) walks in its own order, and its cursors are told of moves
+        self._order: CacheOrder | None = CacheOrder() if self.spec.type is DbType.CACHE else None
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     # ------------------------------------------------------------ internals
 
@@ -79,6 +84,9 @@ class Database:
             _xt, key = xts.pop(0)
             value, _ = self._recs.pop(key)
             self._bytes -= len(key) + len(value)
+            if self._order is not None:
+                self._moving(key)
+                self._order.discard(key)
             purged += 1
         return purged
 
@@ -91,17 +99,38 @@ class Database:
         self._recs[key] = (value, xt)
         self._bytes += len(key) + len(value)
         self._leaf = True
+        if self._order is not None and key not in self._order:
+            self._order.touch(key)
         if xt != XT_MAX:
             self._xts.add((xt, key))
         self.store.log_write(self.index, OP_SET, key, xt.to_bytes(XT_SIZE, "big") + value)
 
     def _delete(self, key: bytes) -> tuple[bytes, int]:
+        if self._order is not None:
+            self._moving(key)
+            self._order.discard(key)
         value, xt = self._recs.pop(key)
         self._bytes -= len(key) + len(value)
         if xt != XT_MAX:
             self._xts.remove((xt, key))
         self.store.log_write(self.index, OP_REMOVE, key, b"")
         return value, xt
+
+    def _moving(self, key: bytes) -> None:
+        # kc::CacheDB::escape_cursors: a cursor on a record that moves or goes steps on first
+        for cursor in list(self._cursors):
+            cursor._escape(key)
+
+    def _touch(self, key: bytes) -> None:
+        """An access to ``key``: on a cache hash database, an existing record rotates to its slot's end."""
+        order = self._order
+        if order is not None and key in order and not order.is_last_of_slot(key):
+            self._moving(key)
+            order.touch(key)
+
+    def keys_in_order(self) -> Iterable[bytes]:
+        """Every key in the order the database walks them (key order but for ``*``)."""
+        return self._recs if self._order is None else self._order
 
     def _ceiling(self, key: bytes) -> bytes | None:
         i = self._recs.bisect_left(key)
@@ -124,9 +153,11 @@ class Database:
     def get(self, key: KeyLike) -> tuple[bytes, int]:
         """``(value, xt)`` of a record; :class:`~kyototycoon.errors.NoRecord` if missing."""
         self._now()
-        rec = self._recs.get(as_bytes(key))
+        k = as_bytes(key)
+        rec = self._recs.get(k)
         if rec is None:
             raise no_record()
+        self._touch(k)
         return rec
 
     def check(self, key: KeyLike) -> tuple[int, int]:
@@ -143,6 +174,7 @@ class Database:
             rec = self._recs.get(k)
             if rec is not None:
                 found[k] = rec
+                self._touch(k)
         return found
 
     def __contains__(self, key: KeyLike) -> bool:
@@ -167,11 +199,18 @@ class Database:
         return [(k, v, xt) for k, (v, xt) in self._recs.items()]
 
     def match_prefix(self, prefix: KeyLike, max: int | None = None) -> list[bytes]:
-        """Keys starting with ``prefix`` in key order; at most ``max`` (None/negative = all)."""
+        """Keys starting with ``prefix`` in the database's order; at most ``max`` (None/negative = all)."""
         self._now()
         p = as_bytes(prefix)
         limit = max_count(max)
         out: list[bytes] = []
+        if self._order is not None:
+            for key in self._order:
+                if len(out) >= limit:
+                    break
+                if key.startswith(p):
+                    out.append(key)
+            return out
         for key in self._recs.irange(minimum=p):
             if len(out) >= limit or not key.startswith(p):
                 break
@@ -196,7 +235,7 @@ class Database:
         limit = max_count(max)
         out: list[bytes] = []
         deadline = None if timeout is None else time.monotonic() + timeout
-        for key in self._recs:  # nothing can change the dict during this synchronous scan
+        for key in self.keys_in_order():  # nothing can change them during this synchronous scan
             if len(out) >= limit:
                 break
             if deadline is None:
@@ -245,12 +284,15 @@ class Database:
     def set(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
         """Store a record (create or overwrite)."""
         now = self._now()
-        self._put(as_bytes(key), as_bytes(value), absolute_xt(xt, now))
+        k = as_bytes(key)
+        self._touch(k)
+        self._put(k, as_bytes(value), absolute_xt(xt, now))
 
     def add(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
         """Store only if missing; RecordExists (``DB: 6: record duplication``) otherwise."""
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         if k in self._recs:
             raise duplicate()
         self._put(k, as_bytes(value), absolute_xt(xt, now))
@@ -259,6 +301,7 @@ class Database:
         """Overwrite only if present (the expiration is replaced too); NoRecord otherwise."""
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         if k not in self._recs:
             raise no_record()
         self._put(k, as_bytes(value), absolute_xt(xt, now))
@@ -267,6 +310,7 @@ class Database:
         """Append to the value (create if missing); the expiration becomes ``xt``."""
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         old = self._recs.get(k)
         v = as_bytes(value)
         self._put(k, v if old is None else old[0] + v, absolute_xt(xt, now))
@@ -283,6 +327,7 @@ class Database:
         """
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         n = wrap64(int(num))
         o = orig_int(orig)
         rec = self._recs.get(k)
@@ -316,6 +361,7 @@ class Database:
         """
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         n = float(num)
         o = orig_float(orig)
         set_mode = math.isinf(o) and o > 0
@@ -364,6 +410,7 @@ class Database:
         """
         now = self._now()
         k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
         rec = self._recs.get(k)
         if oval is None:
             if rec is not None:
@@ -405,7 +452,9 @@ class Database:
         pairs = records.items() if isinstance(records, Mapping) else records
         stored = 0
         for key, value in pairs:
-            self._put(as_bytes(key), as_bytes(value), axt)
+            k = as_bytes(key)
+            self._touch(k)
+            self._put(k, as_bytes(value), axt)
             stored += 1
         return stored
 
@@ -426,6 +475,8 @@ class Database:
         self._xts.clear()
         self._bytes = 0
         self._leaf = False
+        if self._order is not None:
+            self._order.clear()
         self.store.log_write(self.index, OP_CLEAR, b"", b"")
 
     def vacuum(self, step: int | None = None) -> int:
@@ -439,6 +490,10 @@ class Database:
 
     def cursor(self) -> Cursor:
         """A new, unpositioned cursor on this database, moving as its type's cursors do."""
+        if self._order is not None:
+            cursor: Cursor = CacheCursor(self)
+            self._cursors.add(cursor)
+            return cursor
         return CURSORS[self.spec.cursor_kind](self)
 
     def status(self) -> dict[str, str]:
@@ -450,3 +505,7 @@ class Database:
         self._xts = SortedList((xt, k) for k, _v, xt in records if xt != XT_MAX)
         self._bytes = sum(len(k) + len(v) for k, v, _xt in records)
         self._leaf = bool(records)
+        if self._order is not None:
+            self._order.clear()
+            for key, _value, _xt in records:
+                self._order.touch(key)
