@@ -10,7 +10,7 @@ from kyototycoon.server.store.expiry import absolute_xt
 
 if TYPE_CHECKING:
     from kyototycoon.server.store.database import Database
-    from kyototycoon.server.store.hashorder import CacheOrder
+    from kyototycoon.server.store.hashorder import HashOrder
 
 
 class Cursor:
@@ -162,7 +162,7 @@ class HashCursor(Cursor):
     ``jump(key)`` needs the key itself (else NoRecord, unpositioned);
     ``jump_back`` and ``step_back`` answer "not implemented" and leave the
     cursor where it was. The real server walks them in hash order; this one
-    in key order, but for ``*`` (:class:`CacheCursor`).
+    in key order, but for ``*`` and ``:`` (:class:`HashOrderCursor`).
     """
 
     def jump(self, key: KeyLike | None = None) -> None:
@@ -181,12 +181,12 @@ class HashCursor(Cursor):
         raise not_implemented()
 
 
-class CacheCursor(HashCursor):
-    """``*`` (``kc::CacheDB``): walks the database's own order (:mod:`.hashorder`).
+class HashOrderCursor(HashCursor):
+    """``*`` and ``:`` (``kc::CacheDB``, ``kc::StashDB``): walks the database's own order (:mod:`.hashorder`).
 
     The database tells it when the record it stands on moves to the end of its
-    slot or goes away: it steps to the next record first, as CacheDB's
-    ``escape_cursors`` does.
+    slot or goes away: it steps to the next record first, as their
+    ``escape_cursors`` do.
     """
 
     @property
@@ -195,7 +195,7 @@ class CacheCursor(HashCursor):
         return self._key is not None and self._key in self._order
 
     @property
-    def _order(self) -> CacheOrder:
+    def _order(self) -> HashOrder:
         order = self.db._order
         assert order is not None
         return order

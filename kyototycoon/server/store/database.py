@@ -24,10 +24,10 @@ from kyototycoon.server.store.common import (
 from kyototycoon.server.store.common import (
     limit as max_count,
 )
-from kyototycoon.server.store.cursor import CURSORS, CacheCursor, Cursor
+from kyototycoon.server.store.cursor import CURSORS, Cursor, HashOrderCursor
 from kyototycoon.server.store.dbtypes import DbType, parse_spec
 from kyototycoon.server.store.expiry import XT_MAX, absolute_xt
-from kyototycoon.server.store.hashorder import CacheOrder
+from kyototycoon.server.store.hashorder import CACHE_SLOTS, STASH_BUCKETS, HashOrder
 from kyototycoon.server.store.log import OP_CLEAR, OP_REMOVE, OP_SET
 from kyototycoon.server.store.numbers import (
     DEC_UNIT,
@@ -66,8 +66,12 @@ class Database:
         self._xts: SortedList = SortedList()  # (xt, key) for records that expire
         self._bytes = 0  # sum of key and value lengths, for size/status
         self._leaf = False  # a B+ tree's page cache holds a leaf: from the first record to a clear
-        # a cache hash database (*) walks in its own order, and its cursors are told of moves
-        self._order: CacheOrder | None = CacheOrder() if self.spec.type is DbType.CACHE else None
+        # the in-memory hash databases (*, :) walk in their own order; their cursors are told of moves
+        self._order: HashOrder | None = None
+        if self.spec.type is DbType.CACHE:
+            self._order = HashOrder(CACHE_SLOTS, rotate=True)
+        elif self.spec.type is DbType.STASH:
+            self._order = HashOrder(self.spec.buckets(STASH_BUCKETS), rotate=False)
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     # ------------------------------------------------------------ internals
@@ -122,14 +126,14 @@ class Database:
             cursor._escape(key)
 
     def _touch(self, key: bytes) -> None:
-        """An access to ``key``: on a cache hash database, an existing record rotates to its slot's end."""
+        """An access to ``key``: on a ``*`` database, an existing record rotates to its slot's end."""
         order = self._order
-        if order is not None and key in order and not order.is_last_of_slot(key):
+        if order is not None and order.rotate and key in order and not order.is_last_of_slot(key):
             self._moving(key)
             order.touch(key)
 
     def keys_in_order(self) -> Iterable[bytes]:
-        """Every key in the order the database walks them (key order but for ``*``)."""
+        """Every key in the order the database walks them (key order but for ``*`` and ``:``)."""
         return self._recs if self._order is None else self._order
 
     def _ceiling(self, key: bytes) -> bytes | None:
@@ -491,7 +495,7 @@ class Database:
     def cursor(self) -> Cursor:
         """A new, unpositioned cursor on this database, moving as its type's cursors do."""
         if self._order is not None:
-            cursor: Cursor = CacheCursor(self)
+            cursor: Cursor = HashOrderCursor(self)
             self._cursors.add(cursor)
             return cursor
         return CURSORS[self.spec.cursor_kind](self)

@@ -108,6 +108,14 @@ class DbSpec:
     type: DbType
     options: dict[str, str] = field(default_factory=dict)
 
+    def buckets(self, default: int) -> int:
+        """The ``bnum`` tuning option (``buckets`` too), or ``default``."""
+        for name in _TUNING["bnum"]:
+            if name in self.options:
+                bnum = atoix(self.options[name].encode())
+                return bnum if bnum > 0 else default
+        return default
+
     @property
     def cursor_kind(self) -> CursorKind:
         return CURSOR_KINDS.get(self.type, CursorKind.HASH)

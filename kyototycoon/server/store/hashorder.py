@@ -1,11 +1,14 @@
-"""The iteration order of Kyoto Cabinet's cache hash database (``*``, ``kc::CacheDB``).
+"""The iteration order of Kyoto Cabinet's in-memory hash databases (``*`` and ``:``).
 
-A CacheDB keeps its records in 16 slots, by ``kc::hashmurmur(key) % 16``;
+A CacheDB (``*``) keeps its records in 16 slots, by ``kc::hashmurmur(key) % 16``;
 each slot is a list in the order the records were last touched: a new record
 goes to the end, and every access to an existing one (a read too: a get, a
-check, a failed add; not a cursor's) moves it to the end ("rotation"). A
-cursor walks slot 0's list, then slot 1's... A cursor standing on a record
-that moves or goes away steps to the next one first (``escape_cursors``).
+check, a failed add; not a cursor's) moves it to the end ("rotation").
+A StashDB (``:``) keeps them in ``bnum`` buckets (1,048,583 by default) by
+``hashmurmur(key) % bnum``, each a chain in the order the records were
+stored, without rotation. A cursor walks slot 0 (bucket 0), then the next...
+A cursor standing on a record that moves or goes away steps to the next one
+first (``escape_cursors``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedList
 
-SLOTNUM = 16
+#: kc::CacheDB's slots; kc::StashDB's default bucket count
+CACHE_SLOTS = 16
+STASH_BUCKETS = 1048583
 _MASK64 = (1 << 64) - 1
 
 
@@ -39,10 +44,16 @@ def hashmurmur(data: bytes) -> int:
     return h
 
 
-class CacheOrder:
-    """Keys in ``kc::CacheDB`` iteration order: ``(slot, last touch)``."""
+class HashOrder:
+    """Keys in a hash database's iteration order: ``(slot, last store or touch)``.
 
-    def __init__(self) -> None:
+    ``slots``: how many slots (buckets) keys hash into; ``rotate``: accesses
+    move a record to its slot's end (CacheDB), or only storing it (StashDB).
+    """
+
+    def __init__(self, slots: int, rotate: bool) -> None:
+        self.slots = slots
+        self.rotate = rotate
         self._seq = 0
         self._pos: dict[bytes, tuple[int, int]] = {}  # key -> (slot, touch number)
         self._order: SortedList = SortedList()  # (slot, touch number, key)
@@ -63,7 +74,7 @@ class CacheOrder:
             self._order.remove((*old, key))
             slot = old[0]
         else:
-            slot = hashmurmur(key) % SLOTNUM
+            slot = hashmurmur(key) % self.slots
         self._seq += 1
         self._pos[key] = (slot, self._seq)
         self._order.add((slot, self._seq, key))
