@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kyototycoon import errors
+from kyototycoon import KT_PACKER_BYTES, KyotoTycoon, errors
+from kyototycoon.server import EmbeddedServer
 from kyototycoon.server.store import Store
 from kyototycoon.server.store.dbtypes import CursorKind, DbType, parse_spec
 from kyototycoon.server.textnum import atoix
@@ -92,3 +93,25 @@ def test_proto_tree_step_back_from_nowhere_is_the_last_record():
     assert cur.get_key() == b"k2"
     cur.jump_back(b"k1")
     assert [cur.get_key(step=True), cur.get_key()] == [b"k1", b"k2"]  # no backward direction
+
+
+def _client(srv: EmbeddedServer) -> KyotoTycoon:
+    return KyotoTycoon(pack_type=KT_PACKER_BYTES).connect(srv.host, srv.port)
+
+
+def test_file_databases_keep_their_records_at_their_path(tmp_path):
+    path = tmp_path / "casket.kct"
+    spec = f"{path}#pccap=1m"
+    with EmbeddedServer([spec, "%"]) as srv, _client(srv) as kt:
+        kt.set("k", b"v", db="casket.kct")
+        kt.set("memory", b"gone", db=1)
+        assert kt.status(db=0)["path"] == str(path)
+    assert path.is_file()  # written when the server stopped
+    with EmbeddedServer([spec, "%"]) as srv, _client(srv) as kt:
+        assert kt.get("k", db=0) == b"v"
+        assert kt.get("memory", db=1) is None  # a % database keeps nothing
+        kt.set("k2", b"v2")
+        assert kt.synchronize()
+        copy = Store([spec])  # the server still runs: what synchronize wrote
+        copy.load_files()
+        assert copy.databases[0].items()[1][:2] == (b"k2", b"v2")

@@ -98,8 +98,9 @@ def usage() -> str:
     """``--help``: ktserver's usage line, then each option and what it does here."""
     lines = [f"{PROG}: Kyoto Tycoon-compatible embedded server, with ktserver's command line", "",
              "usage:", f"  {PROG} [options] [db...]", "",
-             "db: '*' (hash), '%' (tree), ':' (stash, the default), '-' or '+' (prototypes); all kept in "
-             "memory, ordered by key", ""]
+             "db: '*' (hash), '%' (tree), ':' (stash, the default), '-' or '+' (prototypes), or a file "
+             "(.kch, .kct, .kcd, .kcf: kept in memory, loaded from and saved to that path in this "
+             "package's snapshot format); '#name=value' tuning as ktserver", ""]
     for title, status in (("options honoured:", HONOURED),
                           ("accepted, only tuning the real server's internals (no effect here):", TUNING),
                           ("refused (the command exits with a line naming them):", REFUSED)):
@@ -161,11 +162,6 @@ def parse(argv: Sequence[str]) -> Invocation:
     return _invocation(values, flags, dbs or [":"])
 
 
-def _db_spec(spec: str) -> str:
-    """A database spec the embedded server runs: an in-memory type (file databases are refused)."""
-    if spec.split("#", 1)[0] not in MEMORY_DBS:
-        raise UsageError(f"{spec}: database files are not supported (in memory: '*', '%', ':', '-', '+')")
-    return spec
 
 
 def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invocation:
@@ -174,7 +170,7 @@ def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invo
     if not 0 < port < 65536 or threads < 1:
         raise UsageError("-port and -th must be positive")
     config = ServerConfig(host=values.get("-host", "") or "0.0.0.0", port=port,
-                          databases=[_db_spec(spec) for spec in dbs],
+                          databases=dbs,
                           timeout=atof(values.get("-tout", str(DEFAULT_TIMEOUT)).encode()) or DEFAULT_TIMEOUT)
     if "-sid" in values:
         config.sid = atoi(values["-sid"].encode())

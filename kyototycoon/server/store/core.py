@@ -167,3 +167,18 @@ class Store:
     def load_snapshot(self, path: str | os.PathLike[str]) -> None:
         """Replace every database's contents with a snapshot's (nothing is logged)."""
         snapshot.load_snapshot(self, path)
+
+    def load_files(self) -> None:
+        """Load each file database (``.kch``, ``.kct``...) from its path, where that file exists.
+
+        The file holds this package's snapshot format, one database, not Kyoto Cabinet's.
+        """
+        for db in self.databases:
+            if db.spec.is_file and os.path.isfile(db.path):
+                snapshot.load_snapshot(self, db.path, [db])
+
+    def save_files(self) -> None:
+        """Write each file database to its path (atomically, as a snapshot of that database)."""
+        for db in self.databases:
+            if db.spec.is_file:
+                snapshot.save_snapshot(self, db.path, [db])

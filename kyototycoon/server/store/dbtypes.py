@@ -64,6 +64,8 @@ _TYPE_WORDS = {
 }
 _WORD_TYPES = {word: t for t, words in _TYPE_WORDS.items() for word in words}
 
+_FILE_TYPES = frozenset({DbType.HASH, DbType.TREE, DbType.DIR, DbType.FOREST, DbType.TEXT})
+
 CURSOR_KINDS = {
     DbType.GRASS: CursorKind.TREE, DbType.TREE: CursorKind.TREE, DbType.FOREST: CursorKind.TREE,
     DbType.PTREE: CursorKind.PROTO_TREE, DbType.PHASH: CursorKind.PROTO_HASH,
@@ -115,6 +117,11 @@ class DbSpec:
                 bnum = atoix(self.options[name].encode())
                 return bnum if bnum > 0 else default
         return default
+
+    @property
+    def is_file(self) -> bool:
+        """A file database: its records live at :attr:`path` (loaded at start, saved on synchronize)."""
+        return self.type in _FILE_TYPES
 
     @property
     def cursor_kind(self) -> CursorKind:

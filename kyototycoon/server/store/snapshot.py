@@ -15,6 +15,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kyototycoon import errors
@@ -22,6 +23,7 @@ from kyototycoon.spec.replication import XT_SIZE
 
 if TYPE_CHECKING:
     from kyototycoon.server.store.core import Store
+    from kyototycoon.server.store.database import Database
 
 _SNAP_MAGIC = b"KTPYSNAP"
 _SNAP_VERSION = 1
@@ -32,8 +34,9 @@ class SnapshotError(errors.KyotoTycoonException):
     """A snapshot file is not one this module wrote, is damaged, or does not fit the store."""
 
 
-def save_snapshot(store: Store, path: str | os.PathLike[str]) -> None:
-    """Write every database (with expirations) to ``path`` atomically.
+def save_snapshot(store: Store, path: str | os.PathLike[str],
+                  databases: Sequence[Database] | None = None) -> None:
+    """Write every database (or those given), with expirations, to ``path`` atomically.
 
     The data goes to a temporary file in the same directory, is fsynced,
     then renamed over ``path``: a crash or error leaves the old file intact.
@@ -50,8 +53,9 @@ def save_snapshot(store: Store, path: str | os.PathLike[str]) -> None:
                 crc = zlib.crc32(chunk, crc)
                 f.write(chunk)
 
-            write(_SNAP_MAGIC + struct.pack(">BQH", _SNAP_VERSION, store.log.last_ts, len(store.databases)))
-            for db in store.databases:
+            dbs = store.databases if databases is None else databases
+            write(_SNAP_MAGIC + struct.pack(">BQH", _SNAP_VERSION, store.log.last_ts, len(dbs)))
+            for db in dbs:
                 records = db.items()
                 name = db.name.encode("utf-8")
                 write(struct.pack(">H", len(name)) + name + struct.pack(">Q", len(records)))
@@ -69,8 +73,10 @@ def save_snapshot(store: Store, path: str | os.PathLike[str]) -> None:
         raise
     _fsync_dir(directory)
 
-def load_snapshot(store: Store, path: str | os.PathLike[str]) -> None:
-    """Replace every database's contents with a snapshot's (nothing is logged).
+
+def load_snapshot(store: Store, path: str | os.PathLike[str],
+                  databases: Sequence[Database] | None = None) -> None:
+    """Replace every database's contents (or those given) with a snapshot's (nothing is logged).
 
     The whole file is checked before anything changes; SnapshotError on a
     bad file or a different number of databases. Expired records are dropped.
@@ -78,12 +84,11 @@ def load_snapshot(store: Store, path: str | os.PathLike[str]) -> None:
     with open(path, "rb") as f:
         data = f.read()
     last_ts, tables = _parse_snapshot(data)
-    if len(tables) != len(store.databases):
-        raise SnapshotError(
-            f"snapshot holds {len(tables)} databases, the store has {len(store.databases)}"
-        )
+    dbs = store.databases if databases is None else databases
+    if len(tables) != len(dbs):
+        raise SnapshotError(f"snapshot holds {len(tables)} databases, {len(dbs)} expected")
     now = int(store.clock())
-    for db, (_name, records) in zip(store.databases, tables):
+    for db, (_name, records) in zip(dbs, tables):
         db._load([r for r in records if r[2] >= now])
     # Keep log timestamps increasing across a restart even if the clock went back.
     store.log.advance(last_ts)
