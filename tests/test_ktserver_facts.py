@@ -34,11 +34,14 @@ def test_recorded_on_the_real_server():
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[WireTarget]:
-    with EmbeddedServer(SPECS) as server:
-        wire = WireTarget(server.host, server.port, SPECS)
-        yield wire
-        wire.close()
+def target(tmp_path_factory) -> Iterator[WireTarget]:
+    # the file databases (a.kct...) are written at their relative paths when the server stops
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("facts"))
+        with EmbeddedServer(SPECS) as server:
+            wire = WireTarget(server.host, server.port, SPECS)
+            yield wire
+            wire.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
