@@ -173,11 +173,14 @@ class Database:
         """Found records as ``{key: (value, xt)}`` in request order; missing keys are left out."""
         self._now()
         found: dict[bytes, tuple[bytes, int]] = {}
+        recs = self._recs
         for key in keys:
             k = as_bytes(key)
-            rec = self._recs.get(k)
+            rec = recs.get(k)
             if rec is not None:
                 found[k] = rec
+        if self._order is not None:  # the bulk hot path pays nothing for the other types
+            for k in found:
                 self._touch(k)
         return found
 
@@ -455,9 +458,11 @@ class Database:
         axt = absolute_xt(xt, now)
         pairs = records.items() if isinstance(records, Mapping) else records
         stored = 0
+        touch = self._touch if self._order is not None else None
         for key, value in pairs:
             k = as_bytes(key)
-            self._touch(k)
+            if touch is not None:
+                touch(k)
             self._put(k, as_bytes(value), axt)
             stored += 1
         return stored
