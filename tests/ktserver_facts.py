@@ -9,7 +9,7 @@ server. Record them again (this overwrites ``data/ktserver_facts.json``)::
 
 Cases that depend on the iteration order of a hash database are marked
 ``"order": true``: the embedded server walks those in key order (all but
-``*`` and ``:``, whose order it reproduces).
+``*``, ``:`` and ``-``, whose order it reproduces).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ RECORDS = [("k1", "v1"), ("k2", "v2"), ("k3", "v3"), ("k4", "v4")]
 #: Database specs: one of each type ktserver opens (file ones relative to its working directory).
 DB_SPECS = ["%", "*", ":", "-", "+", "a.kct", "a.kch", "a.kcd", "a.kcf"]
 #: Databases whose hash iteration order the embedded server does not reproduce (it walks them in key order).
-HASH_ORDER = {"-", "a.kch", "a.kcd"}
+HASH_ORDER = {"a.kch", "a.kcd"}
 
 Call = tuple[str, dict[str, str]]
 
@@ -80,7 +80,7 @@ SIMILAR_ORIGINS = [(b"\xe6\x97\xa5", 1), (b"\x82b", 1), (b"ab\x00cd", 2), (b"\xc
 
 
 #: a cache hash database's order: 16 slots by murmur hash, each in last-touched order; a stash's:
-#: buckets by murmur hash, no rotation (each sequence then walks the database)
+#: buckets by murmur hash; a prototype hash's: TR1 buckets by FNV-1a (each sequence then walks it)
 CACHE_SEQUENCES: list[tuple[str, str, list[list[Any]]]] = [
     ("as_stored", "the order of records as they were stored", []),
     ("get_rotates", "a get moves its record to the end of its slot",
@@ -113,7 +113,7 @@ def cases() -> list[dict[str, Any]]:
                     "calls": [["status", {}], ["set", {"key": "k1", "value": "v1"}], ["status", {}]]})
     many = [(f"k{i}", f"v{i}") for i in range(10)]
     walk: list[list[Any]] = [["cur_jump", {"CUR": "1"}], *[["cur_get_key", {"CUR": "1", "step": "1"}]] * 11]
-    for spec in ("*", ":"):
+    for spec in ("*", ":", "-"):
         for name, about, calls in CACHE_SEQUENCES:
             out.append({"name": f"hash-order/{spec}/{name}", "about": about, "db": spec, "records": many,
                         "order": False, "calls": [*calls, *walk]})

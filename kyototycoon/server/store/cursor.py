@@ -162,7 +162,7 @@ class HashCursor(Cursor):
     ``jump(key)`` needs the key itself (else NoRecord, unpositioned);
     ``jump_back`` and ``step_back`` answer "not implemented" and leave the
     cursor where it was. The real server walks them in hash order; this one
-    in key order, but for ``*`` and ``:`` (:class:`HashOrderCursor`).
+    in key order, but for ``*``, ``:`` and ``-`` (:class:`HashOrderCursor`).
     """
 
     def jump(self, key: KeyLike | None = None) -> None:
@@ -182,7 +182,7 @@ class HashCursor(Cursor):
 
 
 class HashOrderCursor(HashCursor):
-    """``*`` and ``:`` (``kc::CacheDB``, ``kc::StashDB``): walks the database's own order (:mod:`.hashorder`).
+    """``*``, ``:``, ``-``: walks the database's own order (:mod:`.hashorder`).
 
     The database tells it when the record it stands on moves to the end of its
     slot or goes away: it steps to the next record first, as their
@@ -225,7 +225,7 @@ class HashOrderCursor(HashCursor):
         self._land(self._order.after(key))
 
 
-class ProtoHashCursor(HashCursor):
+class ProtoHashCursor(HashOrderCursor):
     """``-`` (``kc::ProtoDB`` on an unordered map): ``jump_back`` only to an exact key.
 
     ``jump_back()`` and ``step_back`` answer "not implemented" and leave the
@@ -246,7 +246,7 @@ class ProtoHashCursor(HashCursor):
 
     def step_back(self) -> None:
         self.db._now()
-        at_first = self._key is not None and self.db._ceiling(self._key) == self._first()
+        at_first = self._key is not None and self._key in self._order and self._key == self._first()
         self._key = None
         if at_first or not self.db._recs:
             raise no_record()

@@ -24,10 +24,10 @@ from kyototycoon.server.store.common import (
 from kyototycoon.server.store.common import (
     limit as max_count,
 )
-from kyototycoon.server.store.cursor import CURSORS, Cursor, HashOrderCursor
+from kyototycoon.server.store.cursor import CURSORS, Cursor, HashOrderCursor, ProtoHashCursor
 from kyototycoon.server.store.dbtypes import DbType, parse_spec
 from kyototycoon.server.store.expiry import XT_MAX, absolute_xt
-from kyototycoon.server.store.hashorder import CACHE_SLOTS, STASH_BUCKETS, HashOrder
+from kyototycoon.server.store.hashorder import CACHE_SLOTS, PHASH_BUCKETS, STASH_BUCKETS, HashOrder, fnv1a
 from kyototycoon.server.store.log import OP_CLEAR, OP_REMOVE, OP_SET
 from kyototycoon.server.store.numbers import (
     DEC_UNIT,
@@ -72,6 +72,8 @@ class Database:
             self._order = HashOrder(CACHE_SLOTS, rotate=True)
         elif self.spec.type is DbType.STASH:
             self._order = HashOrder(self.spec.buckets(STASH_BUCKETS), rotate=False)
+        elif self.spec.type is DbType.PHASH:
+            self._order = HashOrder(PHASH_BUCKETS, rotate=False, hash=fnv1a, newest_first=True)
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     # ------------------------------------------------------------ internals
@@ -133,7 +135,7 @@ class Database:
             order.touch(key)
 
     def keys_in_order(self) -> Iterable[bytes]:
-        """Every key in the order the database walks them (key order but for ``*`` and ``:``)."""
+        """Every key in the order the database walks them (key order but for ``*``, ``:`` and ``-``)."""
         return self._recs if self._order is None else self._order
 
     def _ceiling(self, key: bytes) -> bytes | None:
@@ -500,7 +502,8 @@ class Database:
     def cursor(self) -> Cursor:
         """A new, unpositioned cursor on this database, moving as its type's cursors do."""
         if self._order is not None:
-            cursor: Cursor = HashOrderCursor(self)
+            kind = ProtoHashCursor if self.spec.type is DbType.PHASH else HashOrderCursor
+            cursor: Cursor = kind(self)
             self._cursors.add(cursor)
             return cursor
         return CURSORS[self.spec.cursor_kind](self)

@@ -1,4 +1,4 @@
-"""The iteration order of Kyoto Cabinet's in-memory hash databases (``*`` and ``:``).
+"""The iteration order of Kyoto Cabinet's in-memory hash databases (``*``, ``:`` and ``-``).
 
 A CacheDB (``*``) keeps its records in 16 slots, by ``kc::hashmurmur(key) % 16``;
 each slot is a list in the order the records were last touched: a new record
@@ -6,7 +6,10 @@ goes to the end, and every access to an existing one (a read too: a get, a
 check, a failed add; not a cursor's) moves it to the end ("rotation").
 A StashDB (``:``) keeps them in ``bnum`` buckets (1,048,583 by default) by
 ``hashmurmur(key) % bnum``, each a chain in the order the records were
-stored, without rotation. A cursor walks slot 0 (bucket 0), then the next...
+stored, without rotation. A ProtoHashDB (``-``) is a ``std::tr1::unordered_map``
+(ktserver is built as C++98): 1,056,323 buckets (the TR1 prime after the
+1,048,583 it asks for) by 64-bit FNV-1a, each a chain with the newest record
+first. A cursor walks slot 0 (bucket 0), then the next...
 A cursor standing on a record that moves or goes away steps to the next one
 first (``escape_cursors``).
 """
@@ -15,12 +18,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import Callable
 
 from sortedcontainers import SortedList
 
-#: kc::CacheDB's slots; kc::StashDB's default bucket count
+#: kc::CacheDB's slots; kc::StashDB's default bucket count; the TR1 unordered_map's of ProtoHashDB
 CACHE_SLOTS = 16
 STASH_BUCKETS = 1048583
+PHASH_BUCKETS = 1056323
 _MASK64 = (1 << 64) - 1
 
 
@@ -44,16 +49,29 @@ def hashmurmur(data: bytes) -> int:
     return h
 
 
+def fnv1a(data: bytes) -> int:
+    """64-bit FNV-1a, ``std::tr1::hash<std::string>`` of libstdc++."""
+    h = 14695981039346656037
+    for byte in data:
+        h = ((h ^ byte) * 1099511628211) & _MASK64
+    return h
+
+
 class HashOrder:
     """Keys in a hash database's iteration order: ``(slot, last store or touch)``.
 
-    ``slots``: how many slots (buckets) keys hash into; ``rotate``: accesses
-    move a record to its slot's end (CacheDB), or only storing it (StashDB).
+    ``slots``: how many slots (buckets) keys hash into with ``hash``;
+    ``rotate``: accesses move a record to its slot's end (CacheDB), or only
+    storing it (StashDB); ``newest_first``: a new record goes to the front of
+    its slot (a TR1 unordered_map's chain).
     """
 
-    def __init__(self, slots: int, rotate: bool) -> None:
+    def __init__(self, slots: int, rotate: bool, hash: Callable[[bytes], int] = hashmurmur,
+                 newest_first: bool = False) -> None:
         self.slots = slots
         self.rotate = rotate
+        self._hash = hash
+        self._step = -1 if newest_first else 1
         self._seq = 0
         self._pos: dict[bytes, tuple[int, int]] = {}  # key -> (slot, touch number)
         self._order: SortedList = SortedList()  # (slot, touch number, key)
@@ -74,8 +92,8 @@ class HashOrder:
             self._order.remove((*old, key))
             slot = old[0]
         else:
-            slot = hashmurmur(key) % self.slots
-        self._seq += 1
+            slot = self._hash(key) % self.slots
+        self._seq += self._step
         self._pos[key] = (slot, self._seq)
         self._order.add((slot, self._seq, key))
 
