@@ -113,10 +113,14 @@ def cases() -> list[dict[str, Any]]:
                     "calls": [["status", {}], ["set", {"key": "k1", "value": "v1"}], ["status", {}]]})
     many = [(f"k{i}", f"v{i}") for i in range(10)]
     walk: list[list[Any]] = [["cur_jump", {"CUR": "1"}], *[["cur_get_key", {"CUR": "1", "step": "1"}]] * 11]
+    forty = [(f"k{i}", "v") for i in range(40)]
     for spec in ("*", ":", "-"):
         for name, about, calls in CACHE_SEQUENCES:
             out.append({"name": f"hash-order/{spec}/{name}", "about": about, "db": spec, "records": many,
                         "order": False, "calls": [*calls, *walk]})
+        out.append({"name": f"hash-order/{spec}/forty_keys", "db": spec, "records": forty, "order": False,
+                    "about": "match_prefix walks the database's order",
+                    "calls": [["match_prefix", {"prefix": "k"}]]})
     similar_keys = [(k.decode("latin-1"), "") for k in SIMILAR_KEYS]
     for origin, rng in SIMILAR_ORIGINS:
         for utf in (True, False):
