@@ -26,7 +26,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -357,14 +357,14 @@ class KyotoSlave:
 
     # ------------------------------------------------------------ internals
 
-    def _dicts(self, records: Iterator[LogRecord], run: _Run) -> Iterator[dict[str, Any]]:
+    def _dicts(self, records: Generator[LogRecord, None, None], run: _Run) -> Iterator[dict[str, Any]]:
         try:
             for record in records:
                 event = record.as_dict()
-                if "key" in event:
-                    event["key"] = self._decode_key(record.key)
+                if "key" in event:  # set and remove records have a key, set records a value
+                    event["key"] = self._decode_key(record.key or b"")
                 if "value" in event:
-                    event["value"] = self._unpack(record.value)
+                    event["value"] = self._unpack(record.value or b"")
                 self.last_ts = record.ts
                 yield event
         finally:
@@ -372,7 +372,7 @@ class KyotoSlave:
                 self._runs.discard(run)
             records.close()
 
-    def _follow(self, start_ts: int, run: _Run) -> Iterator[LogRecord]:
+    def _follow(self, start_ts: int, run: _Run) -> Generator[LogRecord, None, None]:
         """Records from ``start_ts`` on, across reconnections."""
         next_ts = start_ts
         delay = self.backoff

@@ -41,6 +41,7 @@ _BATCH = 1024
 
 def encode_record(record: LogRecord) -> bytes:
     """The log message of one update-log record."""
+    body: tuple[bytes, int, bytes] | tuple[bytes] | None
     if record.op == Op.SET:
         body = (record.key, int.from_bytes(record.value[:XT_SIZE], "big"), record.value[XT_SIZE:])
     elif record.op == Op.REMOVE:

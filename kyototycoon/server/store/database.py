@@ -74,7 +74,7 @@ class Database:
             self._order = HashOrder(self.spec.buckets(STASH_BUCKETS), rotate=False)
         elif self.spec.type is DbType.PHASH:
             self._order = HashOrder(PHASH_BUCKETS, rotate=False, hash=fnv1a, newest_first=True)
-        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
+        self._cursors: weakref.WeakSet[HashOrderCursor] = weakref.WeakSet()
 
     # ------------------------------------------------------------ internals
 
@@ -503,9 +503,9 @@ class Database:
         """A new, unpositioned cursor on this database, moving as its type's cursors do."""
         if self._order is not None:
             kind = ProtoHashCursor if self.spec.type is DbType.PHASH else HashOrderCursor
-            cursor: Cursor = kind(self)
-            self._cursors.add(cursor)
-            return cursor
+            ordered = kind(self)
+            self._cursors.add(ordered)
+            return ordered
         return CURSORS[self.spec.cursor_kind](self)
 
     def status(self) -> dict[str, str]:
