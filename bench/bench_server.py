@@ -6,23 +6,38 @@ The server runs in this process (its own thread and event loop); each load
 process opens one connection and sends one request at a time, bounded by
 ``--requests`` and ``--seconds``. Answers are checked once (the first) and
 then read by size, which is constant per workload, so the load generator
-stays cheap. Prints one row per workload: requests/s and keys/s.
+stays cheap. Prints one row per workload: requests/s and keys/s. The
+``play_script`` rows call a one-line Lua procedure (``kt.db:get``) and the
+shipped Python callable ``get`` that answers the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import socket
 import sys
+import tempfile
 import time
 
 from kyototycoon._codec import binary as codec
 from kyototycoon.protocol.http import ResponseReader, build_request
 from kyototycoon.server import EmbeddedServer
+from kyototycoon.server.lua import LuaError
 
 KEYS = 1000
 VALUE = b"v" * 100
+#: the Lua side of the play_script rows: the same answer as the Python callable ``get``
+LUA_GET = """
+function luaget(inmap, outmap)
+  local value, xt = kt.db:get(inmap.key)
+  if not value then return kt.RVELOGIC end
+  outmap.value = value
+  outmap.xt = xt
+  return kt.RVSUCCESS
+end
+"""
 
 
 def _keys(n: int) -> list[bytes]:
@@ -33,6 +48,9 @@ WORKLOADS = {
     # name: (request bytes, keys per request)
     "binary get_bulk x1": (codec.encode_get_bulk_request(0, [(0, k) for k in _keys(1)]), 1),
     "binary get_bulk x100": (codec.encode_get_bulk_request(0, [(0, k) for k in _keys(100)]), 100),
+    # play_script over binary: a one-line Lua kt.db:get, then the shipped Python callable "get"
+    "binary play_script lua": (codec.encode_play_script_request(0, b"luaget", [(b"key", b"key00000")]), 1),
+    "binary play_script py": (codec.encode_play_script_request(0, b"get", [(b"key", b"key00000")]), 1),
     "http rpc get": (build_request("GET", "/rpc/get?key=key00000"), 1),
     "http rest get": (build_request("GET", "/key00000"), 1),
 }
@@ -58,7 +76,8 @@ def _first_answer_size(sock: socket.socket, request: bytes) -> int:
             buf += sock.recv(1 << 20)
             frame, end = codec.RESPONSES_DECODERS[buf[0]](buf, 0)
             if frame is not None:
-                assert isinstance(frame, codec.GetBulkResponse) and frame.records, "records expected"
+                assert isinstance(frame, (codec.GetBulkResponse, codec.PlayScriptResponse)), frame
+                assert frame.records, "records expected"
                 return end
     reader = ResponseReader()
     reader.expect("GET")
@@ -114,11 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per workload, at most")
     parser.add_argument("--only", default=None, help="run the workloads whose name contains this")
     args = parser.parse_args(argv)
-    with EmbeddedServer() as srv:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "bench.lua")
+        with open(script, "w", encoding="utf-8") as fh:
+            fh.write(LUA_GET)
+        return _bench(args, script)
+
+
+def _bench(args: argparse.Namespace, script: str) -> int:
+    try:
+        srv = EmbeddedServer(script=script)
+    except LuaError as exc:  # no Lua runtime: the other rows still run
+        print(f"(no Lua: {exc}; the play_script lua row is skipped)")
+        srv = EmbeddedServer()
+    with srv:
         srv.call(lambda: srv.store[0].set_bulk([(k, VALUE) for k in _keys(KEYS)]))
         print(f"{'workload':<24}{'requests/s':>14}{'keys/s':>14}   ({args.processes} load processes)")
         for name in WORKLOADS:
-            if args.only and args.only not in name:
+            no_lua = name.endswith("lua") and "luaget" not in srv.config.scripts
+            if (args.only and args.only not in name) or no_lua:
                 continue
             rps, kps = run(name, srv, args.processes, args.requests, args.seconds)
             print(f"{name:<24}{rps:>14,.0f}{kps:>14,.0f}")

@@ -26,13 +26,14 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from ._codec import replication as codec
 from .errors import ConnectionLost, ProtocolError, TimedOut
 from .protocol.framing import FrameReader
+from .spec.binary import Magic as BinaryMagic
 from .spec.replication import TS_MULTIPLIER, XT_MAX, Flag, Op
 
 __all__ = [
@@ -133,7 +134,9 @@ Event = Union[LogRecord, CaughtUp, Skipped]
 class ReplicationConsumer:
     """The slave side of the replication protocol, without I/O.
 
-    ``ts`` is the first log timestamp wanted (inclusive). Send
+    ``ts`` is the first log timestamp wanted (inclusive). A master sends
+    the records *after* the timestamp a request names (ktserver's update-log
+    reader skips ``ts <=`` it), so :meth:`request` names ``ts - 1``. Send
     :meth:`request` once connected, then call :meth:`receive_data` with
     every chunk received (``b""`` at end of stream) and send whatever
     :meth:`data_to_send` returns after each call.
@@ -165,7 +168,8 @@ class ReplicationConsumer:
 
     def request(self) -> bytes:
         """The replication request that opens the stream."""
-        return codec.encode_replication_request(self.flags, self.start_ts, self.sid)
+        # the master's start is exclusive; ts 0 asks for everything either way
+        return codec.encode_replication_request(self.flags, max(self.start_ts - 1, 0), self.sid)
 
     def data_to_send(self) -> bytes:
         """Bytes owed to the master (answers to heartbeats); empties the queue."""
@@ -191,7 +195,15 @@ class ReplicationConsumer:
 
     def _parse(self) -> Iterator[Event]:
         if not self._greeted:
-            if self._reader.next_frame(codec.decode_hello) is None:
+            try:
+                hello = self._reader.next_frame(codec.decode_hello)
+            except ProtocolError as exc:
+                if self._reader.leftover()[:1] == bytes((BinaryMagic.ERROR,)):
+                    # ktserver's answer when it runs without an update log (-ulog)
+                    raise ProtocolError("the master refused replication (0xBF): it keeps no update log"
+                                        ) from exc
+                raise
+            if hello is None:
                 return
             self._greeted = True
         while True:
@@ -345,14 +357,14 @@ class KyotoSlave:
 
     # ------------------------------------------------------------ internals
 
-    def _dicts(self, records: Iterator[LogRecord], run: _Run) -> Iterator[dict[str, Any]]:
+    def _dicts(self, records: Generator[LogRecord, None, None], run: _Run) -> Iterator[dict[str, Any]]:
         try:
             for record in records:
                 event = record.as_dict()
-                if "key" in event:
-                    event["key"] = self._decode_key(record.key)
+                if "key" in event:  # set and remove records have a key, set records a value
+                    event["key"] = self._decode_key(record.key or b"")
                 if "value" in event:
-                    event["value"] = self._unpack(record.value)
+                    event["value"] = self._unpack(record.value or b"")
                 self.last_ts = record.ts
                 yield event
         finally:
@@ -360,7 +372,7 @@ class KyotoSlave:
                 self._runs.discard(run)
             records.close()
 
-    def _follow(self, start_ts: int, run: _Run) -> Iterator[LogRecord]:
+    def _follow(self, start_ts: int, run: _Run) -> Generator[LogRecord, None, None]:
         """Records from ``start_ts`` on, across reconnections."""
         next_ts = start_ts
         delay = self.backoff

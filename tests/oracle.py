@@ -309,8 +309,7 @@ class WireTarget(Target):
         try:
             for event in slave.consume(from_ts=since):
                 if event.get("key") == mark and event["op"] == OP_REMOVE:
-                    # ktserver streams what comes *after* the ts asked for: the marker's own ts
-                    return event["ts"]
+                    return event["ts"] + 1
         finally:
             watchdog.cancel()
             slave.close()
@@ -327,13 +326,6 @@ class WireTarget(Target):
         if self._wire is not None:
             self._wire.close()
             self._wire = None
-
-
-#: Known ways a real ktserver differs from what the client and the embedded server assume.
-EXCLUSIVE_START = ("divergence repl-start-exclusive: ktserver streams the records with ts > the one a slave "
-                   "asks for (UpdateLogger::Reader skips ts <= it); KyotoSlave and the embedded server "
-                   "take it as inclusive, so a record at exactly that ts (from_ts, now, last seen + 1) "
-                   "is lost")
 
 
 def known_divergence(request: Any, target: Target, reason: str, strict: bool) -> None:

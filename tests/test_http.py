@@ -451,3 +451,16 @@ def test_speed_of_a_get_round():
         reader.feed(resp_bytes)
         assert reader.next_response().body == b"value\t1\n"
     assert time.perf_counter() - t < 2.0
+
+
+def test_request_line_takes_control_bytes_as_ktserver_does():
+    # ktserver 0.9.56b answers these (tests/data/ktserver_facts.json, raw_requests): its socket
+    # drops every CR of a line, a NUL ends the line, any other byte stays for the URL decoder
+    reader = http.RequestReader()
+    reader.feed(b"G\x01T /a\x01b?x=\ry HTTP/1.1\x00junk\r\nHost: h\r\n\r\n")
+    request = reader.next_request()
+    assert (request.method, request.target, request.version) == ("G\x01T", b"/a\x01b?x=y", "HTTP/1.1")
+    reader = http.RequestReader()
+    reader.feed(b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n")
+    with pytest.raises(ProtocolError):  # header values still refuse control bytes
+        reader.next_request()

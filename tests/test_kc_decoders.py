@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kyototycoon.protocol import tsv
+from kyototycoon.server.store.similarity import origin_ucs, strutftoucs
 
 # Bytes that mean something to some decoder, so that the draws hit the escapes often.
 _SPECIAL = b"%=+&;\t\r\n\0 AQDBz4fF09/\x7f\x80\xc3\xff"
@@ -84,3 +85,17 @@ def test_the_reference_is_what_the_real_server_did() -> None:
     for colenc, crafted, answer in RECORDED:
         assert kc.DECODERS[colenc](crafted) == answer, (colenc, crafted)
         assert tsv.decode_field(crafted, colenc, lenient=True) == answer, (colenc, crafted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=12))
+def test_server_ucs_is_kc_strutftoucs(data: bytes) -> None:
+    assert list(strutftoucs(data)) == kc.strutftoucs(data)
+
+
+def test_server_ucs_quirks() -> None:
+    # a continuation byte leads a 2-byte form; a lead before NUL or the end is dropped; 0xFF is dropped
+    assert strutftoucs(b"\x82a") == (((0x82 & 0x1F) << 6) | (ord("a") & 0x3F),)
+    assert strutftoucs(b"a\xe6") == (0x61,)
+    assert strutftoucs(b"\xff\xfeA") == (0x41,)
+    assert origin_ucs(b"ab\0cd") == (0x61, 0x62)  # the origin is a C string

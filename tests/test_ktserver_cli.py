@@ -11,20 +11,13 @@ import pytest
 
 from kyototycoon.server import ktserver
 
-#: ukt tests that fail only because the store's cursors do not yet move backward after
-#: jump_back/step_back as Kyoto Cabinet's do (the cursor-direction work in store.py)
-CURSOR_DIRECTION = {
-    "TestCursor::test_cursor_iteration", "TestCursor::test_cursor_write", "TestCursor::test_read_write_step",
-    "TestLua::test_queue_methods", "TestLuaQueue::test_queue", "TestLuaQueue::test_queue_remove_score",
-    "TestLuaQueue::test_queue_transfer", "TestLuaSerializers::test_queue_pickle",
-}
-
 
 def test_databases_and_honoured_options():
     inv = ktserver.parse(["-host", "127.0.0.1", "-port", "23010", "-tout", "5", "-th", "3", "-le",
                           "-sid", "7", "-ulim", "1k", "-oat", "-asi", "10", "%", "*#bnum=100"])
     assert inv.config.host == "127.0.0.1" and inv.config.port == 23010 and inv.config.timeout == 5
-    assert inv.config.databases == ["%", "*"] and inv.config.sid == 7 and inv.threads == 3
+    assert inv.config.databases == ["%", "*#bnum=100"] and inv.config.sid == 7 and inv.threads == 3
+    assert inv.config.ulog_limit == 1024  # ktserver reads -ulim with kc::atoix
     assert ktserver.parse([]).config.databases == [":"]
 
 
@@ -56,10 +49,14 @@ def test_refused_options_name_themselves(name, capsys):
     assert err.startswith(f"kyototycoon-ktserver: {name}: ") and err.count("\n") == 1
 
 
-def test_file_databases_and_unknown_options_are_refused(capsys):
-    assert ktserver.main(["casket.kch"]) == 1
+def test_unknown_options_are_refused(capsys):
     assert ktserver.main(["-bogus"]) == 1
-    assert capsys.readouterr().err.count("\n") == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_file_databases_are_taken():
+    inv = ktserver.parse(["/data/casket.kch#bnum=1000", "users.kct"])
+    assert inv.config.databases == ["/data/casket.kch#bnum=1000", "users.kct"]
 
 
 def test_help_says_which_options_only_tune_internals(capsys):
@@ -90,11 +87,22 @@ def test_ukt_test_module(tmp_path):
     shim.chmod(0o755)
     env = dict(os.environ, KT_BINARY=str(shim), PATH=f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
     tests = os.path.join(os.path.dirname(ukt.__file__), "tests.py")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                           "--timeout=60", tests], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=400)
+    pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                  "--timeout=60"]
+
+    def run(*selected: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+        proc = subprocess.run([*pytest_cmd, *selected], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=400)
+        return proc, {m.split("tests.py::")[1] for m in re.findall(r"^FAILED (\S+)", proc.stdout, re.M)}
+
+    proc, failed = run(tests)
     summary = proc.stdout.strip().splitlines()[-1]
-    failed = {m.split("tests.py::")[1] for m in re.findall(r"^FAILED (\S+)", proc.stdout, re.M)}
     passed = int(re.search(r"(\d+) passed", summary).group(1))
-    assert failed <= CURSOR_DIRECTION, proc.stdout[-5000:]
-    assert passed + len(failed) >= 95, summary  # pytest collects 107 of them, unittest 95
+    if failed:
+        # a few of ukt's tests compare expiration times computed a second apart (they fail on a real
+        # ktserver too when a second boundary falls between): what fails must fail again to count
+        again, still = run(*(f"{tests}::{name}" for name in sorted(failed)))
+        assert not still and again.returncode == 0, proc.stdout[-3000:] + again.stdout[-3000:]
+    else:
+        assert proc.returncode == 0, proc.stdout[-5000:]
+    assert passed + len(failed) >= 95, summary  # pytest collects 107 of them, unittest 95 (one needs msgpack)

@@ -87,7 +87,12 @@ class TestConsumer:
 
     def test_white_sid_sets_the_flag(self):
         request, _ = codec.decode_replication_request(ReplicationConsumer(7, 123, white_sid=True).request())
-        assert request == (int(Flag.WHITE_SID), 123, 7)
+        assert request == (int(Flag.WHITE_SID), 122, 7)
+
+    def test_request_names_the_ts_before_the_first_wanted(self):
+        # a master sends what comes after the ts asked for (ktserver's UpdateLogger::Reader)
+        assert codec.decode_replication_request(ReplicationConsumer(7, 1).request())[0].ts == 0
+        assert codec.decode_replication_request(ReplicationConsumer(7, 0).request())[0].ts == 0
 
     def test_recorded_stream_gives_every_update_in_order(self):
         consumer = ReplicationConsumer(2, 0)
@@ -128,6 +133,11 @@ class TestConsumer:
         data = codec.encode_hello() + frame(10, 2, 0, OP_CLEAR, None)
         assert records(ReplicationConsumer(2, 0, skip_own_sid=False).receive_data(data))
         assert records(ReplicationConsumer(2, 0, white_sid=True).receive_data(data))
+
+    def test_a_master_without_update_log_is_named(self):
+        # ktserver 0.9.56b without -ulog answers a replication request with the one byte 0xBF
+        with pytest.raises(ProtocolError, match="keeps no update log"):
+            ReplicationConsumer(2, 0).receive_data(b"\xbf")
 
     def test_dummy_frame_only_moves_the_position(self):
         consumer = ReplicationConsumer(2, 0)
@@ -252,7 +262,7 @@ class FakeMaster:
             raw += conn.recv(15 - len(raw))
         request, _ = codec.decode_replication_request(raw)
         self.requests.append(request)
-        todo = [f for f in self.log if f.ts >= request.ts]
+        todo = [f for f in self.log if f.ts > request.ts]  # exclusive, as ktserver's update-log reader
         if script.drop_after is not None:
             out = b"".join(codec.encode_log_frame(*f) for f in todo[: script.drop_after])
             if script.partial and len(todo) > script.drop_after:
@@ -327,7 +337,9 @@ class TestKyotoSlave:
             stream = slave.consume(**kwargs)
             firsts.append(next(stream)["ts"])
             stream.close()
-        assert [r.ts for r in master.requests] == [seconds * 1000 * TS_MULTIPLIER, LOG[3].ts, LOG[3].ts + 1]
+        # each asks for the ts before the first it wants: a master's start is exclusive
+        assert [r.ts for r in master.requests] == [
+            seconds * 1000 * TS_MULTIPLIER - 1, LOG[3].ts - 1, LOG[3].ts]
         assert firsts == [LOG[0].ts, LOG[3].ts, LOG[4].ts]
 
     def test_resume_after_last_ts_repeats_and_loses_nothing(self, master_factory):
@@ -348,7 +360,8 @@ class TestKyotoSlave:
         got = take(stream, len(EXPECTED))
         stream.close()
         assert [e["ts"] for e in got] == [f.ts for f in LOG]
-        assert [r.ts for r in master.requests] == [0, LOG[1].ts + 1, LOG[4].ts + 1]
+        # each names the last ts applied: what follows it comes
+        assert [r.ts for r in master.requests] == [0, LOG[1].ts, LOG[4].ts]
         assert slave.reconnects == 2
 
     def test_without_reconnect_a_lost_master_raises(self, master_factory):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oracle import EXCLUSIVE_START, Target, known_divergence, start_target
+from oracle import Target, start_target
 
 from kyototycoon import (
     KT_PACKER_BYTES,
@@ -124,9 +124,7 @@ def test_expiration_is_reported(server, start, http):
     assert event["expires"] == 4102444800
 
 
-def test_a_consumer_started_now_sees_later_writes(request, server, start, http):
-    # fails on ktserver when "new" is the first write of the millisecond "now" names: not always
-    known_divergence(request, server, EXCLUSIVE_START, strict=False)
+def test_a_consumer_started_now_sees_later_writes(server, start, http):
     http.set("old", b"x")
     old_ts = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1, from_ts=start)[0]["ts"]
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE)
@@ -150,9 +148,7 @@ def test_a_consumer_started_now_sees_later_writes(request, server, start, http):
     assert len(events) == 1 or events[0]["ts"] == old_ts
 
 
-def test_resume_after_a_disconnect_loses_and_repeats_nothing(request, server, start, http, binary):
-    # fails on ktserver when the record after the 5th was written in the same millisecond: usually
-    known_divergence(request, server, EXCLUSIVE_START, strict=False)
+def test_resume_after_a_disconnect_loses_and_repeats_nothing(server, start, http, binary):
     expected = write_everything(http, binary)
     slave = KyotoSlave(2, server.host, server.port, timeout=DEADLINE)
     first = collect(slave, 5, from_ts=start)  # then the connection is closed
@@ -163,8 +159,7 @@ def test_resume_after_a_disconnect_loses_and_repeats_nothing(request, server, st
     assert slave.last_ts == rest[-1]["ts"]
 
 
-def test_from_ts_includes_the_record_at_that_ts(request, server, start, http):
-    known_divergence(request, server, EXCLUSIVE_START, strict=True)
+def test_from_ts_includes_the_record_at_that_ts(server, start, http):
     http.set_bulk({"a": b"1", "b": b"2"})
     _a, b = collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 2, from_ts=start)
     assert summary(collect(KyotoSlave(2, server.host, server.port, timeout=DEADLINE), 1,

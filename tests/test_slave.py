@@ -111,7 +111,7 @@ def test_report_and_tune_replication(tmp_path):
         km.set("later", b"x")
         time.sleep(0.3)  # a stopped slave must stay stopped: give it the time to be wrong
         assert ks.get("later") is None
-        # back, from a given timestamp (inclusive) and with a new interval
+        # back, from a given timestamp (what comes after it, as ktserver) and with a new interval
         assert ks.tune_replication(master.host, master.port, timestamp=0, interval=0.5)
         until(lambda: ks.get("later") == b"x")
         assert ks.report()["repl_interval"] == "0.500000"

@@ -331,7 +331,7 @@ _new_response = object.__new__
 def _is_head(method: bytes | str) -> bool:
     """True for HEAD in any case, as :meth:`ResponseReader.expect` reads it."""
     if isinstance(method, str):
-        method = method.encode("ascii")
+        method = method.encode("latin-1")  # a request line read here may hold any byte
     return method.upper() == b"HEAD"
 
 
@@ -393,13 +393,19 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
 # ---------------------------------------------------------------- reading
 
 
-def _parse_headers(block: bytes, lines: list[bytes]) -> tuple[dict[str, str], list[tuple[bytes, bytes]]]:
-    """Header lines (the start line excluded) of a head ``block`` into a dict and a raw list."""
+def _parse_headers(block: bytes, lines: list[bytes], skip: int = 0
+                   ) -> tuple[dict[str, str], list[tuple[bytes, bytes]]]:
+    """Header lines (the start line excluded) of a head ``block`` into a dict and a raw list.
+
+    ``skip``: bytes at the start of ``block`` (a request line, checked on its own) left unchecked.
+    """
     # one pass over the whole block for control bytes and stray CR/LF, instead of one a line
     # (each CRLF separator accounts for two of the removed bytes)
-    if len(block.translate(None, _BAD_VALUE)) != len(block) - 2 * (len(lines) - 1):
-        at = next((i for i, c in enumerate(block) if c in _BAD_VALUE_SET), None)
-        raise ProtocolError("control character or bare CR/LF in head", offset=at)
+    checked = block[skip:] if skip else block
+    if len(checked.translate(None, _BAD_VALUE)) != len(checked) - 2 * (len(lines) - 1):
+        at = next((i for i, c in enumerate(checked) if c in _BAD_VALUE_SET), None)
+        offset = None if at is None else at + skip
+        raise ProtocolError("control character or bare CR/LF in head", offset=offset)
     headers: dict[str, str] = {}
     raw: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
@@ -593,7 +599,7 @@ class ResponseReader(_Reader):
     def expect(self, method: bytes | str) -> None:
         """Record the method of a request sent, so its answer is framed right."""
         if isinstance(method, str):
-            method = method.encode("ascii")
+            method = method.encode("latin-1")
         self._methods.append(method.upper())
 
     def next_response(self) -> Response | None:
@@ -771,24 +777,28 @@ class RequestReader(_Reader):
 
     @staticmethod
     def _parse_request_line(line: bytes) -> tuple[str, bytes, str]:
+        # As ktserver 0.9.56b reads it: its socket drops every CR of a line and the line is a
+        # C string (it ends at a NUL); method and target may hold any other byte (control
+        # bytes too: the URL decoder skips them later), an unknown method is the app's business.
+        line = line.partition(b"\0")[0].replace(b"\r", b"")
         parts = line.split(b" ")
         if len(parts) != 3:
             raise ProtocolError(f"malformed request line {line[:60]!r}", offset=0,
                                 expected="METHOD target HTTP/1.x")
         method, target, version = parts
-        if not method or method.translate(None, _TOKEN_BYTES):
-            raise ProtocolError(f"malformed request method {method[:20]!r}", offset=0)
+        if not method:
+            raise ProtocolError("empty request method", offset=0)
         if version not in (b"HTTP/1.1", b"HTTP/1.0"):
             raise ProtocolError(f"unsupported HTTP version {version[:20]!r}", expected="HTTP/1.0 or HTTP/1.1")
-        if not target or target.translate(None, _BAD_VALUE + b" ") != target:
+        if not target:
             raise ProtocolError("malformed request target", offset=len(method) + 1)
-        return method.decode("ascii"), target, version.decode("ascii")
+        return method.decode("latin-1"), target, version.decode("ascii")
 
     def _parse_head(self, head_end: int) -> tuple:
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         method, target, version = self._parse_request_line(lines[0])
-        headers, raw = _parse_headers(block, lines)
+        headers, raw = _parse_headers(block, lines, skip=len(lines[0]))
         chunked = _is_chunked(headers)
         length = 0
         if not chunked:

@@ -19,7 +19,7 @@ from kyototycoon.server import scripts
 from kyototycoon.spec.binary import Flag
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _NO_REPLY = int(Flag.NO_REPLY)
 _ERROR = codec.encode_error_response()
@@ -27,7 +27,7 @@ _DB = itemgetter(0)
 _DB_AND_XT = itemgetter(0, 1)
 
 
-def _set_bulk(server: Server, frame: codec.SetBulkRequest) -> bytes:
+def _set_bulk(server: HandlerContext, frame: codec.SetBulkRequest) -> bytes:
     databases = server.store.databases
     hits = asked = 0
     # one store call per run of consecutive records with the same database and xt (so
@@ -43,7 +43,7 @@ def _set_bulk(server: Server, frame: codec.SetBulkRequest) -> bytes:
     return b"" if frame.flags & _NO_REPLY else codec.encode_set_bulk_response(hits)
 
 
-def _remove_bulk(server: Server, frame: codec.RemoveBulkRequest) -> bytes:
+def _remove_bulk(server: HandlerContext, frame: codec.RemoveBulkRequest) -> bytes:
     databases = server.store.databases
     hits = asked = 0
     for db_index, run in groupby(frame.records, _DB):
@@ -56,7 +56,7 @@ def _remove_bulk(server: Server, frame: codec.RemoveBulkRequest) -> bytes:
     return b"" if frame.flags & _NO_REPLY else codec.encode_remove_bulk_response(hits)
 
 
-def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
+def _get_bulk(server: HandlerContext, frame: codec.GetBulkRequest) -> bytes:
     databases = server.store.databases
     records = frame.records
     found = []
@@ -77,7 +77,7 @@ def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     return codec.encode_get_bulk_response(found)
 
 
-def _play_script(server: Server, frame: codec.PlayScriptRequest) -> bytes | Awaitable[bytes]:
+def _play_script(server: HandlerContext, frame: codec.PlayScriptRequest) -> bytes | Awaitable[bytes]:
     no_reply = frame.flags & _NO_REPLY
     server.counters["script"] += 1
     played = scripts.play(server, frame.name.decode("latin-1"), dict(frame.records))
@@ -100,7 +100,7 @@ async def _deferred_answer(played: Awaitable[scripts.Played], no_reply: int) -> 
 
 
 #: request type -> handler, so the connection loop needs no magic byte lookup
-HANDLERS_BY_TYPE: dict[type, Callable[[Server, Any], Any]] = {
+HANDLERS_BY_TYPE: dict[type, Callable[[HandlerContext, Any], Any]] = {
     codec.SetBulkRequest: _set_bulk,
     codec.RemoveBulkRequest: _remove_bulk,
     codec.GetBulkRequest: _get_bulk,
@@ -108,6 +108,6 @@ HANDLERS_BY_TYPE: dict[type, Callable[[Server, Any], Any]] = {
 }
 
 
-def handle_binary(server: Server, frame: Any) -> bytes | Awaitable[bytes]:
+def handle_binary(server: HandlerContext, frame: Any) -> bytes | Awaitable[bytes]:
     """The answer to one decoded request frame (``b""`` for none); an awaitable for a Lua script."""
     return HANDLERS_BY_TYPE[type(frame)](server, frame)

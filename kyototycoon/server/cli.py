@@ -30,8 +30,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     """Add the server's options to ``parser`` (returns it)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1978, help="port for HTTP and binary (default 1978)")
-    parser.add_argument("--db", action="append", dest="databases", metavar="NAME",
-                        help="a database name; repeat for several (default: one called %%)")
+    parser.add_argument("--db", action="append", dest="databases", metavar="SPEC",
+                        help="a database as ktserver takes it (%%, *, :, -, +, name.kct, with #opt=value)"
+                             " or a plain name; repeat for several (default: one %%)")
     parser.add_argument("--memcache-port", type=int, default=None,
                         help="also speak the memcached protocol on this port")
     parser.add_argument("--memcache-no-flags", action="store_false", dest="memcache_flags",

@@ -24,8 +24,10 @@ class ServerConfig:
     """Everything :class:`~kyototycoon.server.core.Server` needs to know.
 
     ``port=0`` asks the OS for a free port (read it back from the server).
-    ``databases`` are names, one database each, in index order (``%`` is
-    Kyoto Tycoon's in-memory B+ tree, the default). ``server_name`` is what
+    ``databases`` are ktserver database specs (``%``, ``*#bnum=1000``,
+    ``casket.kct``...) or plain names (a ``%`` database each), in index order;
+    the type decides cursor behaviour and ``status`` (``%``, the in-memory
+    B+ tree, is the default). Nothing is written to a file database's path. ``server_name`` is what
     REST ``Location`` headers start with (default ``localhost:<port>``, as
     ktserver does on a host called localhost).
     """

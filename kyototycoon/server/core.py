@@ -101,9 +101,10 @@ class Server:
         return self.config.server_name or f"localhost:{self.port}"
 
     async def start(self) -> None:
-        """Load the snapshot (if any), bind the ports and start accepting."""
+        """Load the file databases and the snapshot (if any), bind the ports and start accepting."""
         cfg = self.config
         self._stopped = asyncio.Event()
+        self.store.load_files()
         if cfg.snapshot and os.path.exists(cfg.snapshot):
             self.store.load_snapshot(cfg.snapshot)
         if cfg.ulog and self.ulog_files is None:
@@ -163,7 +164,8 @@ class Server:
         await self.stop()
 
     def synchronize(self) -> None:
-        """Write the snapshot now, when one is configured (``synchronize`` does this too)."""
+        """Write the file databases and the snapshot (when configured) now (``synchronize`` does this)."""
+        self.store.save_files()
         if self.config.snapshot:
             self.store.save_snapshot(self.config.snapshot)
 

@@ -21,7 +21,7 @@ from kyototycoon.server.rpc import Session, call_procedure, resolve_db
 from kyototycoon.server.store import XT_MAX, Database
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _RPC_PREFIX = b"/rpc/"
 #: Methods whose body ktserver never reads (kthttp.h reads one for POST, PUT and unknown methods
@@ -124,7 +124,7 @@ def _decode_map(params: dict[bytes, bytes], colenc: str) -> dict[bytes, bytes]:
     return out
 
 
-async def handle_http(server: Server, session: Session, request: Request) -> bytes:
+async def handle_http(server: HandlerContext, session: Session, request: Request) -> bytes:
     """The complete response to one request."""
     if request.path.startswith(_RPC_PREFIX):
         name = rpc_procedure_name(request.path)
@@ -138,7 +138,7 @@ async def handle_http(server: Server, session: Session, request: Request) -> byt
     return handle_rest(server, request)
 
 
-def _rest_target(server: Server, path: bytes) -> tuple[Database | None, bytes]:
+def _rest_target(server: HandlerContext, path: bytes) -> tuple[Database | None, bytes]:
     """ktserver's split of a REST path: ``/[db/]key``, both URL-encoded."""
     rest = path[1:] if path.startswith(b"/") else path
     db: Database | None = server.store.databases[0]
@@ -156,7 +156,7 @@ def _error_header(exc: errors.ServerError) -> tuple[bytes, bytes]:
     return (b"X-Kt-Error", exc.message.encode("utf-8"))
 
 
-def handle_rest(server: Server, request: Request) -> bytes:
+def handle_rest(server: HandlerContext, request: Request) -> bytes:
     """GET, HEAD, PUT and DELETE of one record; anything else is 501."""
     keep = request.keep_alive
     db, key = _rest_target(server, request.path)

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 from kyototycoon.server.cli import serve_forever
 from kyototycoon.server.config import DEFAULT_TIMEOUT, ServerConfig
 from kyototycoon.server.lua.runtime import DEFAULT_THREADS, LuaError
-from kyototycoon.server.textnum import atof, atoi
+from kyototycoon.server.textnum import atof, atoi, atoix
 
 PROG = "kyototycoon-ktserver"
 DEFAULT_PORT = 1978
@@ -98,8 +98,9 @@ def usage() -> str:
     """``--help``: ktserver's usage line, then each option and what it does here."""
     lines = [f"{PROG}: Kyoto Tycoon-compatible embedded server, with ktserver's command line", "",
              "usage:", f"  {PROG} [options] [db...]", "",
-             "db: '*' (hash), '%' (tree), ':' (stash, the default), '-' or '+' (prototypes); all kept in "
-             "memory, ordered by key", ""]
+             "db: '*' (hash), '%' (tree), ':' (stash, the default), '-' or '+' (prototypes), or a file "
+             "(.kch, .kct, .kcd, .kcf: kept in memory, loaded from and saved to that path in this "
+             "package's snapshot format); '#name=value' tuning as ktserver", ""]
     for title, status in (("options honoured:", HONOURED),
                           ("accepted, only tuning the real server's internals (no effect here):", TUNING),
                           ("refused (the command exits with a line naming them):", REFUSED)):
@@ -161,12 +162,6 @@ def parse(argv: Sequence[str]) -> Invocation:
     return _invocation(values, flags, dbs or [":"])
 
 
-def _db_name(spec: str) -> str:
-    """ktserver's name of a database: its path without ``#`` tuning options, after the last ``/``."""
-    path = spec.split("#", 1)[0]
-    if path not in MEMORY_DBS:
-        raise UsageError(f"{spec}: database files are not supported (in memory: '*', '%', ':', '-', '+')")
-    return path.rsplit("/", 1)[-1]
 
 
 def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invocation:
@@ -175,12 +170,12 @@ def _invocation(values: dict[str, str], flags: set[str], dbs: list[str]) -> Invo
     if not 0 < port < 65536 or threads < 1:
         raise UsageError("-port and -th must be positive")
     config = ServerConfig(host=values.get("-host", "") or "0.0.0.0", port=port,
-                          databases=[_db_name(spec) for spec in dbs],
+                          databases=dbs,
                           timeout=atof(values.get("-tout", str(DEFAULT_TIMEOUT)).encode()) or DEFAULT_TIMEOUT)
     if "-sid" in values:
         config.sid = atoi(values["-sid"].encode())
     if "-ulim" in values:
-        config.ulog_bytes = config.ulog_limit = max(1, atoi(values["-ulim"].encode()))
+        config.ulog_bytes = config.ulog_limit = max(1, atoix(values["-ulim"].encode()))
     if "-ulog" in values:
         config.ulog = values["-ulog"]
         # ktserver fsyncs its update log only with -uasi (auto synchronization), never on each write

@@ -27,7 +27,7 @@ from kyototycoon.server.store import XT_MAX
 from kyototycoon.server.textnum import atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 #: ktplugservmemc reads request lines into an 8 KiB buffer
 MAX_LINE = 8192
@@ -128,7 +128,7 @@ def _split_flags(value: bytes, flags_on: bool) -> tuple[bytes, int]:
     return value, 0
 
 
-def _store(server: Server, cmd: Command) -> bytes:
+def _store(server: HandlerContext, cmd: Command) -> bytes:
     args = cmd.args
     if len(args) < 4 or cmd.data is None:
         return b"CLIENT_ERROR invalid parameters\r\n"
@@ -151,7 +151,7 @@ def _store(server: Server, cmd: Command) -> bytes:
     return b"STORED\r\n"
 
 
-def _get(server: Server, cmd: Command) -> bytes:
+def _get(server: HandlerContext, cmd: Command) -> bytes:
     db = server.store.databases[0]
     flags_on = server.config.memcache_flags
     out = []
@@ -168,7 +168,7 @@ def _get(server: Server, cmd: Command) -> bytes:
     return b"".join(out)
 
 
-def _delete(server: Server, cmd: Command) -> bytes:
+def _delete(server: HandlerContext, cmd: Command) -> bytes:
     if not cmd.args:
         return b"CLIENT_ERROR invalid parameters\r\n"
     server.memcache_counters["delete"] += 1
@@ -180,7 +180,7 @@ def _delete(server: Server, cmd: Command) -> bytes:
     return b"DELETED\r\n"
 
 
-def _add_number(server: Server, cmd: Command, sign: int) -> bytes:
+def _add_number(server: HandlerContext, cmd: Command, sign: int) -> bytes:
     if len(cmd.args) < 2:
         return b"CLIENT_ERROR invalid parameters\r\n"
     key = cmd.args[0]
@@ -200,7 +200,7 @@ def _add_number(server: Server, cmd: Command, sign: int) -> bytes:
     return b"%d\r\n" % number
 
 
-def _stats(server: Server, cmd: Command) -> bytes:
+def _stats(server: HandlerContext, cmd: Command) -> bytes:
     db = server.store.databases[0]
     now = time.time()
     counts = server.memcache_counters
@@ -218,13 +218,13 @@ def _stats(server: Server, cmd: Command) -> bytes:
     return b"".join(b"STAT %s %s\r\n" % (k.encode(), str(v).encode()) for k, v in lines) + b"END\r\n"
 
 
-def _flush_all(server: Server, cmd: Command) -> bytes:
+def _flush_all(server: HandlerContext, cmd: Command) -> bytes:
     server.memcache_counters["flush"] += 1
     server.store.databases[0].clear()
     return b"OK\r\n"
 
 
-def _version(server: Server, cmd: Command) -> bytes:
+def _version(server: HandlerContext, cmd: Command) -> bytes:
     return b"VERSION " + VERSION + b"\r\n"
 
 
@@ -237,7 +237,7 @@ _HANDLERS = {
 }
 
 
-def handle_command(server: Server, cmd: Command) -> tuple[bytes, bool]:
+def handle_command(server: HandlerContext, cmd: Command) -> tuple[bytes, bool]:
     """``(answer bytes, keep the connection open)`` for one command."""
     if cmd.name == b"quit":
         return b"", False

@@ -1,7 +1,9 @@
 """Replication master: stream the update log to a slave, as ktserver's ``do_bin_replication``.
 
 After the slave's request the master answers one 0xB1 byte, then sends every
-log record from the slave's timestamp on as a log frame. Which records:
+log record strictly *after* the slave's timestamp as a log frame (ktserver's
+``UpdateLogger::Reader`` skips every record with ``ts <=`` the one asked for:
+the slave sends the timestamp of the last record it has). Which records:
 
 - by default, those whose server id differs from the slave's (a slave never
   gets its own writes back, which is what makes dual-master setups work);
@@ -30,7 +32,7 @@ from kyototycoon.server.store import LogRecord
 from kyototycoon.spec.replication import TS_MULTIPLIER, XT_SIZE, Flag, Magic, Op
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 #: records skipped in a row before an empty frame moves the slave's timestamp on
 MISSES_PER_DUMMY = 256
@@ -39,6 +41,7 @@ _BATCH = 1024
 
 def encode_record(record: LogRecord) -> bytes:
     """The log message of one update-log record."""
+    body: tuple[bytes, int, bytes] | tuple[bytes] | None
     if record.op == Op.SET:
         body = (record.key, int.from_bytes(record.value[:XT_SIZE], "big"), record.value[XT_SIZE:])
     elif record.op == Op.REMOVE:
@@ -54,13 +57,13 @@ def caught_up_ts(last_sent: int) -> int:
     return max(now - 1000 * TS_MULTIPLIER, last_sent)
 
 
-async def stream_updates(server: Server, request: codec.ReplicationRequest,
+async def stream_updates(server: HandlerContext, request: codec.ReplicationRequest,
                          reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Serve one slave until it goes away or the server stops."""
     store = server.store
     white = bool(request.flags & Flag.WHITE_SID)
     sid = request.sid
-    next_ts = request.ts
+    next_ts = request.ts + 1  # exclusive, as ktserver's update-log reader
     last_sent = 0
     misses = 0
     writer.write(codec.encode_hello())

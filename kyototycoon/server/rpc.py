@@ -29,7 +29,7 @@ from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Session:
 class Call:
     """One procedure call: the request's parameters and what they resolved to."""
 
-    server: Server
+    server: HandlerContext
     session: Session
     params: Params
     database: Optional[Database]
@@ -400,7 +400,7 @@ PROCEDURES: dict[str, Procedure] = {
     "cur_delete": Procedure(do_cur_delete, None, counter=None),
 }
 
-def resolve_db(server: Server, raw: bytes | None) -> Database | None:
+def resolve_db(server: HandlerContext, raw: bytes | None) -> Database | None:
     """The database a ``DB`` parameter names, or None when there is none (answered per procedure)."""
     try:
         return server.store.resolve(raw)
@@ -408,7 +408,8 @@ def resolve_db(server: Server, raw: bytes | None) -> Database | None:
         return None
 
 
-async def call_procedure(server: Server, session: Session, name: str, params: Params) -> tuple[int, Outmap]:
+async def call_procedure(server: HandlerContext, session: Session, name: str, params: Params
+                         ) -> tuple[int, Outmap]:
     """Run procedure ``name``; returns ``(HTTP status, output map)``, errors included."""
     store = server.store
     wait = params.get(b"WAIT")
@@ -439,8 +440,8 @@ async def call_procedure(server: Server, session: Session, name: str, params: Pa
     return status, out
 
 
-async def _dispatch(server: Server, name: str, params: Params, db: Database | None, cursor: Cursor | None,
-              session: Session) -> tuple[int, Outmap]:
+async def _dispatch(server: HandlerContext, name: str, params: Params, db: Database | None,
+                    cursor: Cursor | None, session: Session) -> tuple[int, Outmap]:
     proc = PROCEDURES.get(name)
     if proc is None:
         # printed with %s: a NUL (from a %00 in the path) ends the name in the message
@@ -499,7 +500,7 @@ def system_info() -> dict[str, str]:
     return out
 
 
-def build_report(server: Server) -> Outmap:
+def build_report(server: HandlerContext) -> Outmap:
     """The ``report`` map: ktserver's keys, this process's values."""
     now = time.time()
     out: dict[str, str] = dict(server.store.report())

@@ -28,7 +28,7 @@ from kyototycoon import errors
 from kyototycoon.server.textnum import atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
     from kyototycoon.server.store import Store
 
 _log = logging.getLogger(__name__)
@@ -114,14 +114,16 @@ class ScriptRegistry(Mapping[str, ScriptProcedure]):
         or the script does not compile.
         """
         from kyototycoon.server.lua import DEFAULT_THREADS, LuaScript
+        from kyototycoon.server.store.dbtypes import parse_spec
 
-        script = LuaScript(path, db_names, threads=threads or DEFAULT_THREADS, timeout=timeout)
+        names = [parse_spec(spec).name for spec in db_names]  # kt.dbs knows them by name, not by spec
+        script = LuaScript(path, names, threads=threads or DEFAULT_THREADS, timeout=timeout)
         for name, proc in script.procedures().items():
             self._procedures[name] = proc  # type: ignore[assignment]
         return script.names
 
 
-def play(server: Server, name: str, inmap: Record) -> Union[Played, Awaitable[Played]]:
+def play(server: HandlerContext, name: str, inmap: Record) -> Union[Played, Awaitable[Played]]:
     """Call procedure ``name``: ``(return code, output map)``, or an awaitable of it for Lua ones.
 
     Python procedures run right here, on the loop; a :class:`~kyototycoon.errors.ServerError`

@@ -40,7 +40,7 @@ from kyototycoon.server.store import OP_CLEAR, OP_REMOVE, OP_SET, XT_MAX, Store
 from kyototycoon.server.textnum import atof, atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def apply_record(store: Store, record: LogRecord) -> bool:
 class ReplicationSlave:
     """The slave side of one server: started by :class:`~kyototycoon.server.core.Server` with an RTS file."""
 
-    def __init__(self, server: Server, rts_path: str, host: Optional[str], port: int,
+    def __init__(self, server: HandlerContext, rts_path: str, host: Optional[str], port: int,
                  interval: float = DEFAULT_INTERVAL):
         self.server = server
         self.rts_path = rts_path
@@ -115,7 +115,7 @@ class ReplicationSlave:
         self.applied = 0
         #: streams opened since start
         self.sessions = 0
-        self._wanted_ts: Optional[int] = None  # a ts given by tune_replication, taken inclusively
+        self._wanted_ts: Optional[int] = None  # a ts given by tune_replication: the new RTS
         self._wake: Optional[asyncio.Event] = None
         self._session: Optional[asyncio.Task] = None
         self._fd: Optional[int] = None
@@ -180,12 +180,13 @@ class ReplicationSlave:
             while not self.server.closing:
                 self._wake.clear()
                 if self.host:
-                    exclusive = True
                     if self._wanted_ts is not None:
-                        self.rts, self._wanted_ts, exclusive = self._wanted_ts, None, False
+                        self.rts, self._wanted_ts = self._wanted_ts, None
                         self._write_rts()
                     host, port = self.host, self.port
-                    start = self.rts + 1 if exclusive and self.rts else self.rts
+                    # ktserver asks for its RTS and gets what comes after it; the consumer's ts is
+                    # the first one wanted
+                    start = self.rts + 1
                     self._started = False
                     self._session = asyncio.ensure_future(self._stream(host, port, start))
                     await asyncio.wait({self._session})

@@ -50,3 +50,21 @@ def atof(text: bytes) -> float:
         assert mantissa is not None  # it matches the empty string too
         value = float(mantissa.group(0) or b"0")
     return -value if match.group(1) == b"-" else value
+
+
+_ATOIX_RE = re.compile(rb"[\x01- ]*([-+]?)([0-9]*)(?:\.([0-9]*))?[\x01- ]*([kKmMgGtTpPeE]?)")
+_ATOIX_UNITS = {b"k": 10, b"m": 20, b"g": 30, b"t": 40, b"p": 50, b"e": 60}
+
+
+def atoix(text: bytes) -> int:
+    """``kc::atoix``: a decimal with an optional binary unit (``"1m"`` = 1,048,576), truncated to int64."""
+    match = _ATOIX_RE.match(text)
+    assert match is not None  # every part is optional
+    sign, whole, fraction, unit = match.groups()
+    num = float(int(whole) if whole else 0)
+    if fraction:
+        num += int(fraction) / 10 ** len(fraction)
+    if sign == b"-":
+        num = -num
+    num *= 1 << _ATOIX_UNITS.get(unit.lower(), 0)
+    return max(INT64_MIN, min(INT64_MAX, int(num)))

@@ -200,17 +200,8 @@ def restore(store: Store, records: list[LogRecord]) -> int:
             apply_record(store, Event(rec.ts, rec.sid, rec.db, rec.op, rec.key, rec.value[XT_SIZE:], xt))
     finally:
         unsubscribe()
-    # internals of Store's log (kept here so that store.py needs no hook): the replayed entries
-    # are replaced by the originals
-    del store._log[len(store._log) - len(replayed):]
-    del store._log_ts[len(store._log_ts) - len(replayed):]
-    store._log_bytes -= sum(r.size for r in replayed)
-    for rec in records:
-        store._log.append(rec)
-        store._log_ts.append(rec.ts)
-        store._log_bytes += rec.size
-    store._last_ts = max([store._last_ts, *(r.ts for r in records)]) if records else store._last_ts
-    store._trim_log()
+    # the replayed entries took new timestamps: the files' originals take their place
+    store.log.replace_newest(len(replayed), records)
     return len(records)
 
 

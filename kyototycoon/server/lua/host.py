@@ -28,10 +28,11 @@ import regex
 
 from kyototycoon import errors
 from kyototycoon.server.store import XT_MAX, Cursor, Database, levenshtein
+from kyototycoon.server.store.hashorder import hashmurmur
 from kyototycoon.server.textnum import INT64_MAX, INT64_MIN, atof, atoi
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger("kyototycoon.server.lua")
 
@@ -79,22 +80,7 @@ def c_uint(num: float, bits: int) -> int:
 
 def hash_murmur(data: bytes) -> int:
     """kc::hashmurmur (MurmurHash64A, seed 19780211), masked to 48 bits as kt.hash_murmur does."""
-    mul, rtt = 0xC6A4A7935BD1E995, 47
-    h = (19780211 ^ (mul * len(data))) & _MASK64
-    n = len(data) // 8
-    for (k,) in struct.iter_unpack("<Q", data[: n * 8]):
-        k = (k * mul) & _MASK64
-        k ^= k >> rtt
-        k = (k * mul) & _MASK64
-        h = ((h * mul) & _MASK64) ^ k
-    tail = data[n * 8:]
-    if tail:
-        h ^= int.from_bytes(tail, "little")
-        h = (h * mul) & _MASK64
-    h ^= h >> rtt
-    h = (h * mul) & _MASK64
-    h ^= h >> rtt
-    return h & _MASK48
+    return hashmurmur(data) & _MASK48
 
 
 def hash_fnv(data: bytes) -> int:
@@ -469,7 +455,7 @@ class Host:
         self.lua = lua
         self.thid = thid
         self.timeout = timeout
-        self.server: Optional[Server] = None
+        self.server: Optional[HandlerContext] = None
         self.loop: Any = None
         self.deadline: Optional[float] = None
         self.cursors: dict[int, Cursor] = {}
@@ -499,7 +485,7 @@ class Host:
 
     # ------------------------------------------------------------ the running call
 
-    def begin_call(self, server: Server, loop: Any) -> None:
+    def begin_call(self, server: HandlerContext, loop: Any) -> None:
         self.server, self.loop = server, loop
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
 

@@ -23,7 +23,7 @@ from kyototycoon.server.lua.host import Host, ScriptExpired
 from kyototycoon.server.scripts import RV_INTERNAL, RV_TIMEOUT
 
 if TYPE_CHECKING:
-    from kyototycoon.server.core import Server
+    from kyototycoon.server.context import HandlerContext
 
 _log = logging.getLogger("kyototycoon.server.lua")
 
@@ -64,7 +64,7 @@ class _State:
         if not ok:
             _log.error("[SCRIPT]: (init): %s", _text(message))
 
-    def call(self, server: Server, loop: Any, name: bytes, inmap: Mapping[bytes, bytes]
+    def call(self, server: HandlerContext, loop: Any, name: bytes, inmap: Mapping[bytes, bytes]
              ) -> tuple[int, dict[bytes, bytes]]:
         host = self.host
         host.begin_call(server, loop)
@@ -137,7 +137,7 @@ class LuaScript:
         """One :class:`LuaProcedure` per global function the script defines."""
         return {name: LuaProcedure(self, name) for name in self.names}
 
-    async def play(self, server: Server, name: str, inmap: Mapping[bytes, bytes]
+    async def play(self, server: HandlerContext, name: str, inmap: Mapping[bytes, bytes]
                    ) -> tuple[int, dict[bytes, bytes]]:
         """Run procedure ``name`` on a worker; ``(return code, output map)``."""
         loop = asyncio.get_running_loop()
@@ -226,7 +226,8 @@ class LuaProcedure:
         self.script = script
         self.name = name
 
-    async def play(self, server: Server, inmap: Mapping[bytes, bytes]) -> tuple[int, dict[bytes, bytes]]:
+    async def play(self, server: HandlerContext, inmap: Mapping[bytes, bytes]
+                   ) -> tuple[int, dict[bytes, bytes]]:
         return await self.script.play(server, self.name, inmap)
 
     def __repr__(self) -> str:

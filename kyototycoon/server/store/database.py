@@ -1,0 +1,523 @@
+"""One database of a store: records in key order, their expirations, every operation on them."""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import regex
+from sortedcontainers import SortedDict, SortedList
+
+from kyototycoon.server.store.common import (
+    INT64_MAX,
+    INT64_MIN,
+    KeyLike,
+    as_bytes,
+    duplicate,
+    logic,
+    no_record,
+)
+from kyototycoon.server.store.common import (
+    limit as max_count,
+)
+from kyototycoon.server.store.cursor import CURSORS, Cursor, HashOrderCursor, ProtoHashCursor
+from kyototycoon.server.store.dbtypes import DbType, parse_spec
+from kyototycoon.server.store.expiry import XT_MAX, absolute_xt
+from kyototycoon.server.store.hashorder import CACHE_SLOTS, PHASH_BUCKETS, STASH_BUCKETS, HashOrder, fnv1a
+from kyototycoon.server.store.log import OP_CLEAR, OP_REMOVE, OP_SET
+from kyototycoon.server.store.numbers import (
+    DEC_UNIT,
+    decode_int,
+    encode_int,
+    orig_float,
+    orig_int,
+    split_double,
+    wrap64,
+)
+from kyototycoon.server.store.similarity import levenshtein, origin_ucs, strutftoucs
+from kyototycoon.spec.replication import XT_SIZE
+
+if TYPE_CHECKING:
+    from kyototycoon.server.store.core import Store
+
+#: Seconds one ``match_regex`` call may spend matching before it gives up.
+DEFAULT_REGEX_TIMEOUT = 1.0
+
+
+class Database:
+    """One ordered key-value database (like Kyoto Tycoon's ``%`` in-memory B+ tree).
+
+    Keys and values are bytes; keys are kept in byte order. Obtain instances
+    from :class:`Store`, not directly.
+    """
+
+    def __init__(self, store: Store, index: int, spec: str):
+        self.store = store
+        self.index = index
+        #: the database spec, its type and tuning (kyototycoon.server.store.dbtypes)
+        self.spec = parse_spec(spec)
+        self.name = self.spec.name
+        self.path = self.spec.path
+        self._recs: SortedDict = SortedDict()  # key -> (value, absolute xt)
+        self._xts: SortedList = SortedList()  # (xt, key) for records that expire
+        self._bytes = 0  # sum of key and value lengths, for size/status
+        self._leaf = False  # a B+ tree's page cache holds a leaf: from the first record to a clear
+        # the in-memory hash databases (*, :) walk in their own order; their cursors are told of moves
+        self._order: HashOrder | None = None
+        if self.spec.type is DbType.CACHE:
+            self._order = HashOrder(CACHE_SLOTS, rotate=True)
+        elif self.spec.type is DbType.STASH:
+            self._order = HashOrder(self.spec.buckets(STASH_BUCKETS), rotate=False)
+        elif self.spec.type is DbType.PHASH:
+            self._order = HashOrder(PHASH_BUCKETS, rotate=False, hash=fnv1a, newest_first=True)
+        self._cursors: weakref.WeakSet[HashOrderCursor] = weakref.WeakSet()
+
+    # ------------------------------------------------------------ internals
+
+    def _now(self) -> int:
+        now = int(self.store.clock())
+        self._expire(now)
+        return now
+
+    def _expire(self, now: int, limit: int | None = None) -> int:
+        purged = 0
+        xts = self._xts
+        while xts and xts[0][0] < now and (limit is None or purged < limit):
+            _xt, key = xts.pop(0)
+            value, _ = self._recs.pop(key)
+            self._bytes -= len(key) + len(value)
+            if self._order is not None:
+                self._moving(key)
+                self._order.discard(key)
+            purged += 1
+        return purged
+
+    def _put(self, key: bytes, value: bytes, xt: int) -> None:
+        old = self._recs.get(key)
+        if old is not None:
+            self._bytes -= len(key) + len(old[0])
+            if old[1] != XT_MAX:
+                self._xts.remove((old[1], key))
+        self._recs[key] = (value, xt)
+        self._bytes += len(key) + len(value)
+        self._leaf = True
+        if self._order is not None and key not in self._order:
+            self._order.touch(key)
+        if xt != XT_MAX:
+            self._xts.add((xt, key))
+        self.store.log_write(self.index, OP_SET, key, xt.to_bytes(XT_SIZE, "big") + value)
+
+    def _delete(self, key: bytes) -> tuple[bytes, int]:
+        if self._order is not None:
+            self._moving(key)
+            self._order.discard(key)
+        value, xt = self._recs.pop(key)
+        self._bytes -= len(key) + len(value)
+        if xt != XT_MAX:
+            self._xts.remove((xt, key))
+        self.store.log_write(self.index, OP_REMOVE, key, b"")
+        return value, xt
+
+    def _moving(self, key: bytes) -> None:
+        # kc::CacheDB::escape_cursors: a cursor on a record that moves or goes steps on first
+        for cursor in list(self._cursors):
+            cursor._escape(key)
+
+    def _touch(self, key: bytes) -> None:
+        """An access to ``key``: on a ``*`` database, an existing record rotates to its slot's end."""
+        order = self._order
+        if order is not None and order.rotate and key in order and not order.is_last_of_slot(key):
+            self._moving(key)
+            order.touch(key)
+
+    def keys_in_order(self) -> Iterable[bytes]:
+        """Every key in the order the database walks them (key order but for ``*``, ``:`` and ``-``)."""
+        return self._recs if self._order is None else self._order
+
+    def _ceiling(self, key: bytes) -> bytes | None:
+        i = self._recs.bisect_left(key)
+        return self._recs.keys()[i] if i < len(self._recs) else None
+
+    def _higher(self, key: bytes) -> bytes | None:
+        i = self._recs.bisect_right(key)
+        return self._recs.keys()[i] if i < len(self._recs) else None
+
+    def _floor(self, key: bytes) -> bytes | None:
+        i = self._recs.bisect_right(key)
+        return self._recs.keys()[i - 1] if i > 0 else None
+
+    def _lower(self, key: bytes) -> bytes | None:
+        i = self._recs.bisect_left(key)
+        return self._recs.keys()[i - 1] if i > 0 else None
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, key: KeyLike) -> tuple[bytes, int]:
+        """``(value, xt)`` of a record; :class:`~kyototycoon.errors.NoRecord` if missing."""
+        self._now()
+        k = as_bytes(key)
+        rec = self._recs.get(k)
+        if rec is None:
+            raise no_record()
+        self._touch(k)
+        return rec
+
+    def check(self, key: KeyLike) -> tuple[int, int]:
+        """``(value size, xt)`` of a record; NoRecord if missing."""
+        value, xt = self.get(key)
+        return len(value), xt
+
+    def get_bulk(self, keys: Iterable[KeyLike], atomic: bool = True) -> dict[bytes, tuple[bytes, int]]:
+        """Found records as ``{key: (value, xt)}`` in request order; missing keys are left out."""
+        self._now()
+        found: dict[bytes, tuple[bytes, int]] = {}
+        recs = self._recs
+        for key in keys:
+            k = as_bytes(key)
+            rec = recs.get(k)
+            if rec is not None:
+                found[k] = rec
+        if self._order is not None:  # the bulk hot path pays nothing for the other types
+            for k in found:
+                self._touch(k)
+        return found
+
+    def __contains__(self, key: KeyLike) -> bool:
+        self._now()
+        return as_bytes(key) in self._recs
+
+    def count(self) -> int:
+        """Number of live records."""
+        self._now()
+        return len(self._recs)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def size(self) -> int:
+        """Byte size, shaped like the real server's for this database type."""
+        return int(self.status()["size"])
+
+    def items(self) -> list[tuple[bytes, bytes, int]]:
+        """All live records as ``(key, value, xt)`` in key order (a copy)."""
+        self._now()
+        return [(k, v, xt) for k, (v, xt) in self._recs.items()]
+
+    def match_prefix(self, prefix: KeyLike, max: int | None = None) -> list[bytes]:
+        """Keys starting with ``prefix`` in the database's order; at most ``max`` (None/negative = all)."""
+        self._now()
+        p = as_bytes(prefix)
+        limit = max_count(max)
+        out: list[bytes] = []
+        if self._order is not None:
+            for key in self._order:
+                if len(out) >= limit:
+                    break
+                if key.startswith(p):
+                    out.append(key)
+            return out
+        for key in self._recs.irange(minimum=p):
+            if len(out) >= limit or not key.startswith(p):
+                break
+            out.append(key)
+        return out
+
+    def match_regex(self, pattern: KeyLike, max: int | None = None,
+                    timeout: float | None = DEFAULT_REGEX_TIMEOUT) -> list[bytes]:
+        """Keys in which ``pattern`` matches somewhere (search, like POSIX ``regexec``), in key order.
+
+        A pattern that does not compile raises LogicalInconsistency
+        ``compilation failed`` like the real server. Matching is bounded by
+        ``timeout`` seconds in total (None = unbounded): past it the call
+        raises LogicalInconsistency ``regular expression timed out`` instead
+        of letting a catastrophic pattern hang the server.
+        """
+        self._now()
+        try:
+            compiled = regex.compile(as_bytes(pattern))
+        except (regex.error, ValueError, OverflowError, RecursionError):
+            raise logic("compilation failed") from None
+        limit = max_count(max)
+        out: list[bytes] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for key in self.keys_in_order():  # nothing can change them during this synchronous scan
+            if len(out) >= limit:
+                break
+            if deadline is None:
+                hit = compiled.search(key)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise logic("regular expression timed out")
+                try:
+                    hit = compiled.search(key, timeout=remaining)
+                except TimeoutError:
+                    raise logic("regular expression timed out") from None
+            if hit is not None:
+                out.append(key)
+        return out
+
+    def match_similar(self, origin: KeyLike, range: int = 1, utf: bool = False,
+                      max: int | None = None) -> list[bytes]:
+        """Keys within Levenshtein distance ``range`` of ``origin``.
+
+        Distance counts bytes, or with ``utf`` the code points Kyoto Cabinet
+        reads in them (:mod:`kyototycoon.server.store.similarity`). Ordered by
+        (distance, key) like Kyoto Cabinet's PolyDB::match_similar, which keeps
+        the ``max`` smallest of that order.
+        """
+        self._now()
+        o = as_bytes(origin)
+        limit = max_count(max)
+        if limit <= 0:
+            return []
+        rng = int(range)
+        ounits = origin_ucs(o) if utf else o
+        scored: list[tuple[int, bytes]] = []
+        for key in self._recs:
+            kunits = strutftoucs(key) if utf else key
+            if abs(len(kunits) - len(ounits)) > rng:
+                continue
+            dist = levenshtein(ounits, kunits, rng)
+            if dist <= rng:
+                scored.append((dist, key))
+        scored.sort()
+        return [key for _dist, key in scored[:limit]]
+
+    # ------------------------------------------------------------ writes
+
+    def set(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
+        """Store a record (create or overwrite)."""
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)
+        self._put(k, as_bytes(value), absolute_xt(xt, now))
+
+    def add(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
+        """Store only if missing; RecordExists (``DB: 6: record duplication``) otherwise."""
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        if k in self._recs:
+            raise duplicate()
+        self._put(k, as_bytes(value), absolute_xt(xt, now))
+
+    def replace(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
+        """Overwrite only if present (the expiration is replaced too); NoRecord otherwise."""
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        if k not in self._recs:
+            raise no_record()
+        self._put(k, as_bytes(value), absolute_xt(xt, now))
+
+    def append(self, key: KeyLike, value: KeyLike, xt: int | None = None) -> None:
+        """Append to the value (create if missing); the expiration becomes ``xt``."""
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        old = self._recs.get(k)
+        v = as_bytes(value)
+        self._put(k, v if old is None else old[0] + v, absolute_xt(xt, now))
+
+    def increment(self, key: KeyLike, num: int, orig: int | str | bytes | None = None,
+                  xt: int | None = None) -> int:
+        """Add ``num`` to an 8-byte big-endian integer record and return the result.
+
+        ``orig``: value assumed when the record is missing (None = 0); ``"try"``
+        fails on a missing record; ``"set"`` stores ``num`` whatever the record
+        held. A record that is not 8 bytes, or ``"try"`` on a missing one,
+        raises LogicalInconsistency ``logical inconsistency``. ``num == 0`` on
+        an existing record only reads it (nothing written or logged).
+        """
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        n = wrap64(int(num))
+        o = orig_int(orig)
+        rec = self._recs.get(k)
+        if rec is None:
+            if o == INT64_MIN:
+                raise logic("logical inconsistency")
+            result = n if o == INT64_MAX else wrap64(n + o)
+        else:
+            if len(rec[0]) != 8:
+                raise logic("logical inconsistency")
+            if o == INT64_MAX:
+                result = n
+            else:
+                current = decode_int(rec[0])
+                if n == 0:
+                    return current
+                result = wrap64(n + current)
+        if result == INT64_MIN:
+            # Kyoto Tycoon uses INT64_MIN as its failure marker, so it can never be a result.
+            raise logic("logical inconsistency")
+        self._put(k, encode_int(result), absolute_xt(xt, now))
+        return result
+
+    def increment_double(self, key: KeyLike, num: float, orig: float | str | bytes | None = None,
+                         xt: int | None = None) -> float:
+        """Add ``num`` to a 16-byte fixed-point record (integer part, fraction * 10^15, big-endian).
+
+        ``orig`` as for :meth:`increment` (``"try"`` = -inf, ``"set"`` = +inf).
+        The arithmetic reproduces kttimeddb.h: the integer and fractional parts
+        are added separately, the fraction keeps the sign of ``num``.
+        """
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        n = float(num)
+        o = orig_float(orig)
+        set_mode = math.isinf(o) and o > 0
+        rec = self._recs.get(k)
+        if rec is None:
+            if math.isnan(o) or (math.isinf(o) and o < 0):
+                raise logic("logical inconsistency")
+            if not math.isinf(o):
+                n += o
+            integ, fract = split_double(n)
+            result = n
+        else:
+            if len(rec[0]) != 16:
+                raise logic("logical inconsistency")
+            integ, fract = (0, 0) if set_mode else struct.unpack(">qq", rec[0])
+            if integ == INT64_MIN and fract == INT64_MIN:
+                raise logic("logical inconsistency")
+            if integ == INT64_MAX:
+                return math.inf
+            if integ == INT64_MIN:
+                return -math.inf
+            if n == 0.0 and not set_mode:
+                return integ + fract / DEC_UNIT
+            if math.isnan(n) or math.isinf(n):
+                integ, fract = split_double(n)
+                result = n
+            else:
+                add_integ, add_fract = split_double(n)
+                integ += add_integ
+                fract += add_fract
+                if fract >= DEC_UNIT:
+                    integ += 1
+                    fract -= DEC_UNIT
+                integ = wrap64(integ)
+                result = integ + fract / DEC_UNIT
+        if math.isnan(result):
+            raise logic("logical inconsistency")
+        self._put(k, struct.pack(">qq", integ, fract), absolute_xt(xt, now))
+        return result
+
+    def cas(self, key: KeyLike, oval: KeyLike | None, nval: KeyLike | None, xt: int | None = None) -> None:
+        """Compare and swap.
+
+        ``oval`` None = "the record must be missing"; ``nval`` None = "remove
+        it". Any mismatch raises LogicalInconsistency ``status conflict``.
+        """
+        now = self._now()
+        k = as_bytes(key)
+        self._touch(k)  # an existing record rotates even when the write then fails (*)
+        rec = self._recs.get(k)
+        if oval is None:
+            if rec is not None:
+                raise logic("status conflict")
+            if nval is not None:
+                self._put(k, as_bytes(nval), absolute_xt(xt, now))
+            return
+        if rec is None or rec[0] != as_bytes(oval):
+            raise logic("status conflict")
+        if nval is None:
+            self._delete(k)
+        else:
+            self._put(k, as_bytes(nval), absolute_xt(xt, now))
+
+    def remove(self, key: KeyLike) -> None:
+        """Remove a record; NoRecord if missing."""
+        self._now()
+        k = as_bytes(key)
+        if k not in self._recs:
+            raise no_record()
+        self._delete(k)
+
+    def seize(self, key: KeyLike) -> tuple[bytes, int]:
+        """Remove a record and return its ``(value, xt)``; NoRecord if missing."""
+        self._now()
+        k = as_bytes(key)
+        if k not in self._recs:
+            raise no_record()
+        return self._delete(k)
+
+    def set_bulk(self, records: Mapping[KeyLike, KeyLike] | Iterable[tuple[KeyLike, KeyLike]],
+                 xt: int | None = None, atomic: bool = True) -> int:
+        """Store several records with one expiration; returns how many were stored.
+
+        ``atomic`` is accepted for the protocol's sake: every operation here is atomic anyway.
+        """
+        now = self._now()
+        axt = absolute_xt(xt, now)
+        pairs = records.items() if isinstance(records, Mapping) else records
+        stored = 0
+        touch = self._touch if self._order is not None else None
+        for key, value in pairs:
+            k = as_bytes(key)
+            if touch is not None:
+                touch(k)
+            self._put(k, as_bytes(value), axt)
+            stored += 1
+        return stored
+
+    def remove_bulk(self, keys: Iterable[KeyLike], atomic: bool = True) -> int:
+        """Remove several records; returns how many existed."""
+        self._now()
+        removed = 0
+        for key in keys:
+            k = as_bytes(key)
+            if k in self._recs:
+                self._delete(k)
+                removed += 1
+        return removed
+
+    def clear(self) -> None:
+        """Remove every record (logged as one clear)."""
+        self._recs.clear()
+        self._xts.clear()
+        self._bytes = 0
+        self._leaf = False
+        if self._order is not None:
+            self._order.clear()
+        self.store.log_write(self.index, OP_CLEAR, b"", b"")
+
+    def vacuum(self, step: int | None = None) -> int:
+        """Purge expired records (at most ``step`` when positive); returns how many were purged.
+
+        Operations purge what has expired anyway, so this only matters when
+        nothing touched the database since records expired.
+        """
+        limit = step if step is not None and step > 0 else None
+        return self._expire(int(self.store.clock()), limit)
+
+    def cursor(self) -> Cursor:
+        """A new, unpositioned cursor on this database, moving as its type's cursors do."""
+        if self._order is not None:
+            kind = ProtoHashCursor if self.spec.type is DbType.PHASH else HashOrderCursor
+            ordered = kind(self)
+            self._cursors.add(ordered)
+            return ordered
+        return CURSORS[self.spec.cursor_kind](self)
+
+    def status(self) -> dict[str, str]:
+        """``status`` answer shaped like the real server's for this database's type."""
+        return self.spec.status(self.count(), self._bytes, self._leaf)
+
+    def _load(self, records: list[tuple[bytes, bytes, int]]) -> None:
+        self._recs = SortedDict((k, (v, xt)) for k, v, xt in records)
+        self._xts = SortedList((xt, k) for k, _v, xt in records if xt != XT_MAX)
+        self._bytes = sum(len(k) + len(v) for k, v, _xt in records)
+        self._leaf = bool(records)
+        if self._order is not None:
+            self._order.clear()
+            for key, _value, _xt in records:
+                self._order.touch(key)
