@@ -35,6 +35,14 @@ class ConnectionLost(KyotoTycoonException):
     """The connection closed or broke before the answer was complete."""
 
 
+class StaleConnection(ConnectionLost):
+    """A reused keep-alive connection was closed by the server before any answer byte arrived."""
+
+
+class PoolTimeout(ConnectionLost):
+    """Every connection of a bounded pool (``max_connections``) stayed busy for ``pool_timeout`` seconds."""
+
+
 class TimedOut(ConnectionLost):
     """No answer arrived within the timeout; ``timeout`` holds the seconds waited."""
 

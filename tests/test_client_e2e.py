@@ -767,14 +767,20 @@ def test_with_cursor_shows_the_first_error_not_the_cleanup(raw):
 
 
 def test_cursor_error_in_with_block_survives_a_failing_delete(raw, monkeypatch):
-    real_call = raw._call
+    from kyototycoon.client.cursor import CursorBase
 
-    def cur_delete_fails(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "cur_delete":
-            raise ServerError(500, "cleanup broke", name)
-        return real_call(name, *args, **kwargs)
+    real_delete_call = CursorBase._delete_call
 
-    monkeypatch.setattr(raw, "_call", cur_delete_fails)
+    def cur_delete_fails(self: CursorBase) -> Any:
+        call = real_delete_call(self)
+
+        def parse(resp: Any) -> Any:
+            raise ServerError(500, "cleanup broke", "cur_delete")
+
+        call.parse = parse
+        return call
+
+    monkeypatch.setattr(CursorBase, "_delete_call", cur_delete_fails)
     with pytest.raises(KeyError) as info, raw.cursor() as cur:
         cur.jump()
         raise KeyError("first")
