@@ -191,12 +191,12 @@ class BinaryKyotoTycoon(KyotoTycoon):
     (they then return True without knowing the outcome).
     """
 
-    get = blocking(binmethods.get)  # type: ignore[assignment]
-    get_bulk = blocking(binmethods.get_bulk)  # type: ignore[assignment]
-    set = blocking(binmethods.set)  # type: ignore[assignment]
-    set_bulk = blocking(binmethods.set_bulk)  # type: ignore[assignment]
-    remove = blocking(binmethods.remove)  # type: ignore[assignment]
-    remove_bulk = blocking(binmethods.remove_bulk)  # type: ignore[assignment]
+    get = blocking(binmethods.get)
+    get_bulk = blocking(binmethods.get_bulk)
+    set = blocking(binmethods.set)
+    set_bulk = blocking(binmethods.set_bulk)
+    remove = blocking(binmethods.remove)
+    remove_bulk = blocking(binmethods.remove_bulk)
     play_script = blocking(binmethods.play_script)
 
 

@@ -20,8 +20,14 @@ from .methods import ClientBase, constant, script_input
 from .wire import binary_xt, db_index, key_bytes, key_text
 
 # bound once: the C versions when they are built
-_encode_get_one = codec.encode_get_bulk_request_one
-_encode_set_one = codec.encode_set_bulk_request_one
+_encode_get_one: Callable[[int, int, bytes], bytes] = codec.encode_get_bulk_request_one
+_encode_set_one: Callable[[int, int, int, bytes, bytes], bytes] = codec.encode_set_bulk_request_one
+_encode_remove_one: Callable[[int, int, bytes], bytes] = codec.encode_remove_bulk_request_one
+_encode_get_bulk: Callable[[int, list[tuple[int, bytes]]], bytes] = codec.encode_get_bulk_request
+_encode_set_bulk: Callable[[int, list[tuple[int, int, bytes, bytes]]], bytes] = codec.encode_set_bulk_request
+_encode_remove_bulk: Callable[[int, list[tuple[int, bytes]]], bytes] = codec.encode_remove_bulk_request
+_Pairs = list[tuple[bytes, bytes]]
+_encode_play_script: Callable[[int, bytes, _Pairs], bytes] = codec.encode_play_script_request
 _ErrorResponse = codec.ErrorResponse
 # what the server's error frame is an answer to, for its message
 _NAMES = {SET_BULK: "set_bulk", GET_BULK: "get_bulk", REMOVE_BULK: "remove_bulk", PLAY_SCRIPT: "play_script"}
@@ -85,7 +91,8 @@ def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
     return Call(BINARY, _encode_get_one(0, db, k), GET_BULK, True, parse)
 
 
-def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> Call[dict[Any, Any]]:
+def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
+             db: object = 0) -> Call[dict[Any, Any]]:
     """The unpacked values of the ``keys`` that exist, keyed as given."""
     check_atomic(atomic)
     wanted = {(k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
@@ -106,17 +113,17 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, db:
         # a second pass only for packers that transform (a KeyError there is the packer's own)
         return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
-    return Call(BINARY, codec.encode_get_bulk_request(0, [(db, k) for k in wanted]), GET_BULK, True, parse)
+    return Call(BINARY, _encode_get_bulk(0, [(db, k) for k in wanted]), GET_BULK, True, parse)
 
 
-def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0,  # noqa: A001
+def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0,
         no_reply: bool = False) -> Call[bool]:
     """Store ``value`` under ``key``; True (False if the database index does not exist)."""
     k = key.encode() if type(key) is str else key_bytes(key)
     if type(db) is not int or db & ~0xFFFF:
         db = db_index(db)
-    request = _encode_set_one(NO_REPLY if no_reply else 0, db, XT_NONE if expire is None else binary_xt(expire),
-                              k, c._pack(value))
+    xt = XT_NONE if expire is None else binary_xt(expire)
+    request = _encode_set_one(NO_REPLY if no_reply else 0, db, xt, k, c._pack(value))
     if no_reply:
         return Call(SEND, request, None, False, _sent)
     return Call(BINARY, request, SET_BULK, False, _SET_ONE)
@@ -136,7 +143,7 @@ def set_bulk(c: ClientBase, kv_dict: Mapping[Any, Any], expire: Any = None, atom
         records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), v) for k, v in items]
     else:
         records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), pack(v)) for k, v in items]
-    request = codec.encode_set_bulk_request(NO_REPLY if no_reply else 0, records)
+    request = _encode_set_bulk(NO_REPLY if no_reply else 0, records)
     if no_reply:
         return Call(SEND, request, None, False, _sent_zero)
     return Call(BINARY, request, SET_BULK, False, _SET_COUNT)
@@ -144,7 +151,7 @@ def set_bulk(c: ClientBase, kv_dict: Mapping[Any, Any], expire: Any = None, atom
 
 def remove(c: ClientBase, key: str | bytes, db: object = 0, no_reply: bool = False) -> Call[bool]:
     """Remove ``key``; True, or False when there was no such record (True when ``no_reply``)."""
-    request = codec.encode_remove_bulk_request_one(NO_REPLY if no_reply else 0, db_index(db), key_bytes(key))
+    request = _encode_remove_one(NO_REPLY if no_reply else 0, db_index(db), key_bytes(key))
     if no_reply:
         return Call(SEND, request, None, False, _sent)
     return Call(BINARY, request, REMOVE_BULK, False, _REMOVE_ONE)
@@ -158,16 +165,17 @@ def remove_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, 
     records = [(d, key_bytes(k)) for k in keys]
     if not records:
         return constant(0)
-    request = codec.encode_remove_bulk_request(NO_REPLY if no_reply else 0, records)
+    request = _encode_remove_bulk(NO_REPLY if no_reply else 0, records)
     if no_reply:
         return Call(SEND, request, None, False, _sent_zero)
     return Call(BINARY, request, REMOVE_BULK, False, _REMOVE_COUNT)
 
 
-def play_script(c: ClientBase, name: str, kv_dict: Mapping[Any, bytes] | None = None) -> Call[dict[str | bytes, bytes]]:
+def play_script(c: ClientBase, name: str,
+                kv_dict: Mapping[Any, bytes] | None = None) -> Call[dict[str | bytes, bytes]]:
     """Run the server-side script procedure ``name``; its output records (values are bytes)."""
     pairs = [(k[1:], v) for k, v in script_input(kv_dict)]
-    request = codec.encode_play_script_request(0, key_bytes(name, "name"), pairs)
+    request = _encode_play_script(0, key_bytes(name, "name"), pairs)
 
     def parse(frame: Any) -> dict[str | bytes, bytes]:
         if type(frame) is _ErrorResponse:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, Callable, Generic, TypeVar, Union
 
-from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
+from kyototycoon._codec import binary as _codec
 from kyototycoon.errors import ConnectionLost, ProtocolError, StaleConnection
 from kyototycoon.protocol.framing import DEFAULT_MAX_FRAME, FrameReader
 from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_response, simple_response_size
@@ -28,6 +28,11 @@ from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_res
 from ._constants import ERROR_MAGIC
 
 T = TypeVar("T")
+
+#: magic -> decode(buf, pos, max_count, state) of a whole answer frame (looked up at each use: tests patch it)
+RESPONSES_DECODERS: dict[int, Callable[..., tuple[Any, int]]] = _codec.RESPONSES_DECODERS
+#: magic -> decode(buf) of an answer of at most one record, whole in ``buf``: a plain tuple, or None
+_EXACT: dict[int, Callable[[bytes], Any]] = _codec.RESPONSES_EXACT_DECODERS
 
 #: how a call's answer is framed
 HTTP, BINARY, SEND = 0, 1, 2
@@ -98,7 +103,7 @@ def run_steps(steps: Generator[Call[Any], Any, T], exchange: Callable[[Call[Any]
         error = None
         try:
             value = call.parse(exchange(call))
-        except Exception as exc:  # handed to the description; it re-raises what it does not handle
+        except Exception as exc:  # noqa: BLE001  (handed to the description, which re-raises the rest)
             value, error = None, exc
 
 
@@ -172,7 +177,7 @@ class ClientConnection:
             return self._receive(data)
         self.got_bytes = True
         if kind == BINARY:
-            frame = RESPONSES_EXACT_DECODERS[tag](data)  # a plain tuple, or None: not that shape
+            frame = _EXACT[tag](data)  # a plain tuple, or None: not that shape
             if frame is not None:
                 self.exchanges += 1
                 return frame

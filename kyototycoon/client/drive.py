@@ -33,7 +33,7 @@ def blocking(describe: Callable[Concatenate[Any, P], Plan[T]], name: str | None 
             return result
         return run_plan(plan, self._exchange)
 
-    return named(method, describe, name)
+    return named(method, describe, name)  # type: ignore[no-any-return]
 
 
 def named(method: Any, describe: Callable[..., Any], name: str | None) -> Any:

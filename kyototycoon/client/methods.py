@@ -99,7 +99,8 @@ def rpc(c: ClientBase, name: str, pairs: Pairs, db: object, parse: Callable[[Res
     return Call(HTTP, rpc_request(proc.path, pairs, dbp, c._host), _POST, proc.idempotent, parse, timeout)
 
 
-def records(name: str, then: Callable[[Records], Any] = _same, missing: Any = RAISE) -> Callable[[Response], Any]:
+def records(name: str, then: Callable[[Records], Any] = _same,
+            missing: Any = RAISE) -> Callable[[Response], Any]:
     """The parser of an answer's records: ``then(records)``, or ``missing`` for "no record"."""
     def parse(resp: Response) -> Any:
         if resp.status == 200:
@@ -381,7 +382,7 @@ def _store(c: ClientBase, mode: str, key: Any, value: Any, expire: Any, db: obje
     return rpc(c, mode, pairs, db, _STORED[mode])
 
 
-def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0) -> Call[bool]:  # noqa: A001
+def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0) -> Call[bool]:
     """Store ``value`` under ``key``; True. ``expire``: seconds, timedelta or datetime."""
     return _store(c, "set", key, value, expire, db)
 
@@ -465,8 +466,8 @@ def remove(c: ClientBase, key: str | bytes, db: object = 0) -> Call[bool]:
     if not k:  # an empty key has no RESTful path
         return rpc(c, "remove", [(b"key", k)], db, lambda resp: resp.status == 200)
     # python-kyototycoon-ng: any answer but 204 is False (a missing database too)
-    return Call(HTTP, rest_key_request(_DELETE, k, _db_or_none(db), c._host), _DELETE, REST_IDEMPOTENT[_DELETE],
-                lambda resp: resp.status == 204)
+    request = rest_key_request(_DELETE, k, _db_or_none(db), c._host)
+    return Call(HTTP, request, _DELETE, REST_IDEMPOTENT[_DELETE], lambda resp: resp.status == 204)
 
 
 # ---------------------------------------------------------------- bulk
@@ -517,7 +518,8 @@ def _bulk_values(c: ClientBase, resp: Response, wanted: dict[bytes, Any]) -> dic
     return out
 
 
-def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> Call[dict[Any, Any]]:
+def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
+             db: object = 0) -> Call[dict[Any, Any]]:
     """The unpacked values of the ``keys`` that exist, keyed as given."""
     if type(keys) is not list and type(keys) is not tuple:
         keys = list(keys)
@@ -525,7 +527,7 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, db:
         return constant({})
     is_atomic = c.atomic if atomic is None else atomic
     # str keys: request and answer in a few whole-body steps, not a step a record
-    fast = str_keys_body(keys, is_atomic)  # type: ignore[arg-type]
+    fast = str_keys_body(keys, is_atomic)
     if fast is not None:
         body, wanted = fast
         proc = PROCEDURES["get_bulk"]
@@ -542,7 +544,8 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, db:
                 unpack = c._unpack
                 return out if unpack is _identity else {k: unpack(v) for k, v in out.items()}
 
-            return Call(HTTP, rpc_body_request(proc.path, body, _RAW_TSV, c._host), _POST, proc.idempotent, quick)
+            request = rpc_body_request(proc.path, body, _RAW_TSV, c._host)
+            return Call(HTTP, request, _POST, proc.idempotent, quick)
     # keyed by the request's "_key" column, which is also how the answer names them
     named = {b"_" + (k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
     pairs = [(k, b"") for k in named]
@@ -570,14 +573,16 @@ def remove_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None, 
 # ---------------------------------------------------------------- matching
 
 
-def match_prefix(c: ClientBase, prefix: str | bytes, limit: int | None = None, db: object = 0) -> Call[list[Any]]:
+def match_prefix(c: ClientBase, prefix: str | bytes, limit: int | None = None,
+                 db: object = 0) -> Call[list[Any]]:
     """Keys that start with ``prefix`` (at most ``limit``), in key order."""
     if prefix is None:
         raise ValueError("no key prefix specified")
     return _match(c, "match_prefix", [(b"prefix", key_bytes(prefix, "prefix"))], limit, db)
 
 
-def match_regex(c: ClientBase, regex: str | bytes, limit: int | None = None, db: object = 0) -> Call[list[Any]]:
+def match_regex(c: ClientBase, regex: str | bytes, limit: int | None = None,
+                db: object = 0) -> Call[list[Any]]:
     """Keys that match the regular expression ``regex`` (at most ``limit``)."""
     if regex is None:
         raise ValueError("no regular expression specified")
@@ -627,7 +632,8 @@ def script_input(kv_dict: Mapping[Any, bytes] | None) -> Pairs:
     return pairs
 
 
-def play_script(c: ClientBase, name: str, kv_dict: Mapping[Any, bytes] | None = None) -> Call[dict[str | bytes, bytes]]:
+def play_script(c: ClientBase, name: str,
+                kv_dict: Mapping[Any, bytes] | None = None) -> Call[dict[str | bytes, bytes]]:
     """Run the server-side script procedure ``name``; its output records (values are bytes).
 
     Values in must be bytes; nothing is packed or unpacked either way.

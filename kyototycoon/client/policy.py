@@ -8,7 +8,7 @@ drivers read them. The same objects configure ``KyotoTycoon`` and
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from kyototycoon.errors import ConnectionLost, StaleConnection, TimedOut
 
@@ -90,15 +90,28 @@ class Limits:
         self.max_idle = max_idle if max_connections is None else min(max_idle, max_connections)
 
 
+def pool_timeout_message(limits: Limits) -> str:
+    """What :class:`~kyototycoon.errors.PoolTimeout` says."""
+    return (f"all {limits.max_connections} connections stayed busy for {limits.pool_timeout} s "
+            f"(raise max_connections or pool_timeout)")
+
+
 class Connector(Protocol):
-    """Makes connections to a server: a blocking socket, or asyncio streams (for TLS, unix sockets, tests)."""
+    """Makes connections to a server, for both drivers (TLS tunnels, unix sockets, tests).
+
+    ``connect`` gives a connected blocking socket (``sendall``, ``recv``,
+    ``close``, ``setsockopt``, ``settimeout``); ``open`` makes an asyncio
+    connection with ``protocol_factory`` (``loop.create_connection`` and
+    its kin) and returns the transport and protocol.
+    """
 
     def connect(self, address: tuple[str, int], timeout: float | None) -> socket.socket:
-        """A connected blocking socket (``sendall``, ``recv``, ``close``, ``setsockopt``)."""
+        """A connected blocking socket."""
 
-    async def open(self, address: tuple[str, int], timeout: float | None
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Connected asyncio streams."""
+    async def open(self, address: tuple[str, int], timeout: float | None,
+                   protocol_factory: Callable[[], asyncio.Protocol]
+                   ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        """A connected asyncio transport and its protocol."""
 
 
 def _cannot(address: tuple[str, int], timeout: float | None, exc: BaseException) -> ConnectionLost:
@@ -108,7 +121,13 @@ def _cannot(address: tuple[str, int], timeout: float | None, exc: BaseException)
 
 
 class TCPConnector:
-    """TCP with ``TCP_NODELAY`` (requests are written whole: no reason to wait for more)."""
+    """TCP with ``TCP_NODELAY`` (requests are written whole: no reason to wait for more).
+
+    ``ssl`` (an :class:`ssl.SSLContext`) wraps the asyncio connections in TLS.
+    """
+
+    def __init__(self, ssl: Any = None) -> None:
+        self.ssl = ssl
 
     def connect(self, address: tuple[str, int], timeout: float | None) -> socket.socket:
         try:
@@ -116,20 +135,22 @@ class TCPConnector:
         except OSError as exc:
             raise _cannot(address, timeout, exc) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl is not None:
+            sock = self.ssl.wrap_socket(sock, server_hostname=address[0])
         return sock
 
-    async def open(self, address: tuple[str, int], timeout: float | None
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open(self, address: tuple[str, int], timeout: float | None,
+                   protocol_factory: Callable[[], asyncio.Protocol]
+                   ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
         import asyncio
 
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), timeout)
+            # asyncio sets TCP_NODELAY on the TCP connections it makes
+            return await asyncio.wait_for(
+                loop.create_connection(protocol_factory, address[0], address[1], ssl=self.ssl), timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise _cannot(address, timeout, exc) from None
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reader, writer
 
 
 class UnixConnector:
@@ -148,12 +169,14 @@ class UnixConnector:
             raise _cannot((self.path, 0), timeout, exc) from None
         return sock
 
-    async def open(self, address: tuple[str, int], timeout: float | None
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open(self, address: tuple[str, int], timeout: float | None,
+                   protocol_factory: Callable[[], asyncio.Protocol]
+                   ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
         import asyncio
 
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
+            return await asyncio.wait_for(loop.create_unix_connection(protocol_factory, self.path), timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise _cannot((self.path, 0), timeout, exc) from None
 

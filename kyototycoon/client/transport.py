@@ -26,7 +26,7 @@ from kyototycoon.errors import PoolTimeout, StaleConnection, TimedOut
 from kyototycoon.protocol.http import Response
 
 from .core import HTTP, NEED_MORE, RECV_SIZE, SEND, UNSENT_WRITE, Call, ClientConnection
-from .policy import DEFAULT_CONNECTOR, Connector, Limits
+from .policy import DEFAULT_CONNECTOR, Connector, Limits, pool_timeout_message
 
 __all__ = ["UNSENT_WRITE", "Connection", "Pool", "StaleConnection"]
 
@@ -166,8 +166,7 @@ class Pool:
         """A connection for the calling thread alone, until it is released."""
         slots = self._slots
         if slots is not None and not slots.acquire(timeout=self.limits.pool_timeout):
-            raise PoolTimeout(f"all {self.limits.max_connections} connections stayed busy for "
-                              f"{self.limits.pool_timeout} s (max_connections, pool_timeout)")
+            raise PoolTimeout(pool_timeout_message(self.limits))
         try:
             return self.idle.pop()
         except IndexError:
