@@ -31,7 +31,7 @@ from .client import binmethods, methods
 from .client.api import http_only, http_only_names
 from .client.core import NEED_MORE, SEND, Call, ClientConnection, Plan
 from .client.cursor import END, CursorBase, note_cleanup_failure
-from .client.drive import named
+from .client.drive import make_method
 from .client.methods import ClientBase
 from .client.policy import (
     DEFAULT_CONNECTOR,
@@ -64,16 +64,13 @@ if TYPE_CHECKING:
 
 def asynchronous(describe: Callable[Concatenate[Any, P], Plan[T]], name: str | None = None
                  ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
-    """The coroutine method (named ``name``, else as ``describe``) that runs ``describe``'s call(s)."""
+    """The coroutine method (named ``name``, else as ``describe``) that runs ``describe``'s call(s).
 
-    async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        plan = describe(self, *args, **kwargs)
-        if type(plan) is Call:  # one exchange: the common case, inline
-            result: T = plan.parse(await self._exchange(plan))
-            return result
-        return await run_plan(plan, self._exchange)
-
-    return named(method, describe, name)  # type: ignore[no-any-return]
+    The same template as the blocking driver's (:func:`~kyototycoon.client.drive.make_method`), awaited.
+    """
+    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]
+    method = make_method(describe, name, run_plan, True)
+    return method
 
 
 async def run_plan(plan: Plan[T], exchange: Callable[[Call[Any]], Awaitable[Any]]) -> T:

@@ -111,7 +111,7 @@ def _bin_answers() -> list[tuple[int, bytes, Any]]:
     big = [(0, 0xFFFFFFFFFF, b"k%d" % i, b"v" * i) for i in range(50)]
     return [
         (GET_BULK, codec.encode_get_bulk_response([]), ()),
-        (GET_BULK, codec.encode_get_bulk_response([(0, 100, b"key", b"value")]), ((0, 100, b"key", b"value"),)),
+        (GET_BULK, codec.encode_get_bulk_response([(0, 100, b"key", b"v")]), ((0, 100, b"key", b"v"),)),
         (GET_BULK, codec.encode_get_bulk_response(big), tuple(big)),
         (SET_BULK, codec.encode_set_bulk_response(7), 7),
         (SET_BULK, codec.encode_error_response(), "error"),
@@ -172,9 +172,11 @@ def test_closed_before_any_byte_is_stale_only_on_a_reused_connection(kind: int) 
 @pytest.mark.parametrize("kind", [HTTP, BINARY])
 def test_closed_mid_answer_is_lost_not_stale(kind: int) -> None:
     if kind == HTTP:
-        call, answer = Call(HTTP, b"REQ", b"GET", True), http.build_response(200, None, b"x" * 100, date=DATE)
+        call = Call(HTTP, b"REQ", b"GET", True)
+        answer = http.build_response(200, None, b"x" * 100, date=DATE)
     else:
-        call, answer = Call(BINARY, b"REQ", GET_BULK, True), codec.encode_get_bulk_response([(0, 0, b"k", b"v")])
+        call = Call(BINARY, b"REQ", GET_BULK, True)
+        answer = codec.encode_get_bulk_response([(0, 0, b"k", b"v")])
     for cut in (1, len(answer) // 2, len(answer) - 1):
         core = ClientConnection()
         core.exchanges = 1

@@ -105,12 +105,26 @@ class KyotoTycoon(ClientBase):
     def _exchange(self, call: Call[Any]) -> Any:
         """One call on a pooled connection; resent on a new one as the retry policy allows."""
         pool = self._pool or self._get_pool()
-        conn = pool.acquire()
+        idle = pool.idle
+        # the pool's acquire and release inline for an unbounded pool: a call each saved
+        if pool.bounded:
+            conn = pool.acquire()
+        else:
+            try:
+                conn = idle.pop()
+            except IndexError:
+                conn = pool.acquire()
         try:
             try:
-                return conn.exchange(call)
+                answer = conn.exchange(call)
             except ConnectionLost as exc:
                 error = exc
+            else:
+                if pool.bounded or conn.sock is None or len(idle) >= pool.max_idle:
+                    pool.release(conn)
+                else:
+                    idle.append(conn)
+                return answer
             attempt = 0
             while True:
                 attempt += 1
@@ -124,11 +138,15 @@ class KyotoTycoon(ClientBase):
                     time.sleep(delay)
                 conn = pool.connect()
                 try:
-                    return conn.exchange(call)
+                    answer = conn.exchange(call)
                 except ConnectionLost as exc:
                     error = exc
-        finally:
-            pool.release(conn)
+                else:
+                    pool.release(conn)
+                    return answer
+        except BaseException:
+            pool.release(conn)  # closed by the failure: this only gives its place back
+            raise
 
     # ------------------------------------------------------------ the methods, from their descriptions
 

@@ -78,7 +78,14 @@ def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
     if type(db) is not int or db & ~0xFFFF:
         db = db_index(db)
     unpack = c._unpack
+    parse = _GET_PARSERS.get(unpack)
+    if parse is None:
+        parse = _get_parser(unpack)
+    return Call(BINARY, _encode_get_one(0, db, k), GET_BULK, True, parse)
 
+
+def _get_parser(unpack: Callable[[bytes], Any]) -> Callable[[Any], Any]:
+    """The parser of a ``get`` answer for a packer's ``unpack`` (made once a packer, not once a call)."""
     def parse(frame: Any) -> Any:
         if type(frame) is _ErrorResponse:
             raise server_failed(GET_BULK)
@@ -88,7 +95,12 @@ def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
         value = records[0][3]
         return value if unpack is _identity else unpack(value)  # no call for the bytes packer
 
-    return Call(BINARY, _encode_get_one(0, db, k), GET_BULK, True, parse)
+    if len(_GET_PARSERS) < 64:
+        _GET_PARSERS[unpack] = parse
+    return parse
+
+
+_GET_PARSERS: dict[Callable[[bytes], Any], Callable[[Any], Any]] = {}
 
 
 def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,

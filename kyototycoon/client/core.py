@@ -167,8 +167,16 @@ class ClientConnection:
 
         The common answer, whole in ``data``, is parsed here without a reader.
         """
-        self._kind = kind = call.kind
-        self._tag = tag = call.tag
+        kind = call.kind
+        tag = call.tag
+        if kind == BINARY and data:
+            frame = _EXACT[tag](data)  # a plain tuple, or None: not that shape
+            if frame is not None:
+                self.got_bytes = True
+                self.exchanges += 1
+                return frame
+        self._kind = kind
+        self._tag = tag
         self._started = False
         self._size = 0
         self.recv_size = RECV_SIZE
@@ -177,10 +185,7 @@ class ClientConnection:
             return self._receive(data)
         self.got_bytes = True
         if kind == BINARY:
-            frame = _EXACT[tag](data)  # a plain tuple, or None: not that shape
-            if frame is not None:
-                self.exchanges += 1
-                return frame
+            pass
         elif self.quick and (self._reader is None or not self._reader.buffered):
             resp = parse_simple_response(data, tag)
             if resp is not None:

@@ -1,10 +1,13 @@
-"""Turning a description into a blocking method.
+"""Turning a description into a method: blocking here, awaited in :mod:`kyototycoon.aio`.
 
 ``get = blocking(methods.get)`` makes the method ``get`` of a class whose
 ``_exchange(call)`` carries one call over a connection and returns its
 answer: the description builds the call(s), the driver moves the bytes,
-the call's parser makes the result. The asyncio driver
-(:func:`kyototycoon.aio.asynchronous`) is the same with ``await``.
+the call's parser makes the result.
+
+Both drivers' methods come from one template (:data:`_TEMPLATE`), compiled
+with the description's own parameter list: forwarding ``*args, **kwargs``
+instead cost about half a microsecond a call, a tenth of a binary ``get``.
 """
 
 from __future__ import annotations
@@ -21,19 +24,57 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
 
+# {a} is "async " or "", {w} "await " or "": the one difference between the two drivers
+_TEMPLATE = """\
+{a}def {name}(self, {params}):
+    plan = describe(self, {args})
+    if type(plan) is Call:  # one exchange: the common case, inline
+        return plan.parse({w}self._exchange(plan))
+    return {w}run_plan(plan, self._exchange)
+"""
+
+
+def make_method(describe: Callable[..., Any], name: str | None, run_plan: Callable[..., Any],
+                awaited: bool) -> Any:
+    """The driver method for ``describe``, with its parameters (and their defaults) as they are."""
+    code = describe.__code__
+    names = code.co_varnames[1:code.co_argcount + code.co_kwonlyargcount]
+    positional = code.co_argcount - 1
+    defaults = describe.__defaults__ or ()
+    first_default = positional - len(defaults)
+    env: dict[str, Any] = {"describe": describe, "Call": Call, "run_plan": run_plan}
+    params, args = [], []
+    for i, param in enumerate(names):
+        if i == positional:
+            params.append("*")
+        default = None
+        if i < positional and i >= first_default:
+            default = defaults[i - first_default]
+        elif i >= positional and param in (describe.__kwdefaults__ or {}):
+            default = (describe.__kwdefaults__ or {})[param]
+        else:
+            default = _REQUIRED
+        if default is _REQUIRED:
+            params.append(param)
+        else:
+            env[f"_d{i}"] = default
+            params.append(f"{param}=_d{i}")
+        args.append(param if i < positional else f"{param}={param}")
+    method_name = name or describe.__name__
+    source = _TEMPLATE.format(a="async " if awaited else "", w="await " if awaited else "", name=method_name,
+                              params=", ".join(params), args=", ".join(args))
+    exec(compile(source, f"<{method_name} of {describe.__module__}>", "exec"), env)
+    return named(env[method_name], describe, name)
+
+
+_REQUIRED = object()
+
 
 def blocking(describe: Callable[Concatenate[Any, P], Plan[T]], name: str | None = None
              ) -> Callable[Concatenate[Any, P], T]:
     """The blocking method (named ``name``, else as ``describe``) that runs ``describe``'s call(s)."""
-
-    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        plan = describe(self, *args, **kwargs)
-        if type(plan) is Call:  # one exchange: the common case, inline
-            result: T = plan.parse(self._exchange(plan))
-            return result
-        return run_plan(plan, self._exchange)
-
-    return named(method, describe, name)  # type: ignore[no-any-return]
+    method: Callable[Concatenate[Any, P], T] = make_method(describe, name, run_plan, False)
+    return method
 
 
 def named(method: Any, describe: Callable[..., Any], name: str | None) -> Any:

@@ -103,7 +103,7 @@ class Connection:
         core = self.core
         sock = self.sock
         timeout = call.timeout
-        core.got_bytes = False  # a failure before the answer's first byte: stale if reused
+        answering = False  # a byte of the answer may have come
         try:
             if timeout is not None:
                 _set_timeout(sock, timeout)
@@ -111,7 +111,9 @@ class Connection:
             if call.kind == SEND:
                 core.start(call)
                 return None
-            answer = core.first(call, sock.recv(RECV_SIZE))
+            data = sock.recv(RECV_SIZE)
+            answering = True
+            answer = core.first(call, data)
             while answer is NEED_MORE:
                 answer = core.receive(sock.recv(core.recv_size))
             if timeout is not None:
@@ -120,6 +122,8 @@ class Connection:
             self.close()
             if _timed_out(exc):
                 raise TimedOut(self.timeout if timeout is None else timeout) from None
+            if not answering:
+                core.got_bytes = False  # failed before the answer's first byte: stale if reused
             raise core.lost(exc) from None
         except BaseException:
             self.close()  # a half-read answer: never reused
@@ -148,7 +152,8 @@ class Pool:
     bounds them.
     """
 
-    __slots__ = ("_slots", "address", "closed", "connector", "idle", "limits", "max_idle", "timeout")
+    __slots__ = ("_slots", "address", "bounded", "closed", "connector", "idle", "limits", "max_idle",
+                 "timeout")
 
     def __init__(self, address: tuple[str, int], timeout: float | None, max_idle: int = 32,
                  limits: Limits | None = None, connector: Connector = DEFAULT_CONNECTOR) -> None:
@@ -161,6 +166,7 @@ class Pool:
         self.closed = False
         n = limits.max_connections
         self._slots = None if n is None else threading.BoundedSemaphore(n)
+        self.bounded = n is not None
 
     def acquire(self) -> Connection:
         """A connection for the calling thread alone, until it is released."""
