@@ -44,6 +44,7 @@ import regex
 from sortedcontainers import SortedDict, SortedList
 
 from kyototycoon import errors
+from kyototycoon.spec.errors import MESSAGES
 from kyototycoon.spec.replication import XT_MAX, XT_SIZE, Op
 
 __all__ = [
@@ -96,11 +97,11 @@ DbRef = Union[int, str, bytes, None]
 
 
 def _no_record() -> errors.NoRecord:
-    return errors.NoRecord(450, "DB: 7: no record: no record")
+    return errors.NoRecord(450, MESSAGES["NoRecord"])
 
 
 def _duplicate() -> errors.RecordExists:
-    return errors.RecordExists(450, "DB: 6: record duplication: record duplication")
+    return errors.RecordExists(450, MESSAGES["RecordExists"])
 
 
 def _logic(detail: str) -> errors.LogicalInconsistency:
