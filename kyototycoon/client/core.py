@@ -171,8 +171,7 @@ class ClientConnection:
         tag = call.tag
         if kind == BINARY and data:
             frame = _EXACT[tag](data)  # a plain tuple, or None: not that shape
-            if frame is not None:
-                self.got_bytes = True
+            if frame is not None:  # whole: got_bytes does not matter any more
                 self.exchanges += 1
                 return frame
         self._kind = kind

@@ -303,7 +303,14 @@ def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
         return call(c, "get", [(b"key", k)], db, lambda rec: c._unpack(column(rec, b"value", "get")), None)
     dbq = None if db == 0 and type(db) is int else db_query(db)
     unpack = c._unpack
+    parse = _GET_PARSERS.get(unpack)
+    if parse is None:
+        parse = _get_parser(unpack)
+    return Call(HTTP, rest_key_request(_GET, k, dbq, c._host), _GET, True, parse)
 
+
+def _get_parser(unpack: Callable[[bytes], Any]) -> Callable[[Response], Any]:
+    """The parser of a RESTful ``get`` answer for a packer's ``unpack`` (made once a packer)."""
     def parse(resp: Response) -> Any:
         status = resp.status
         if status == 200:
@@ -312,7 +319,12 @@ def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
             return None
         raise answer_error(resp, "get")
 
-    return Call(HTTP, rest_key_request(_GET, k, dbq, c._host), _GET, True, parse)
+    if len(_GET_PARSERS) < 64:
+        _GET_PARSERS[unpack] = parse
+    return parse
+
+
+_GET_PARSERS: dict[Callable[[bytes], Any], Callable[[Response], Any]] = {}
 
 
 def get_with_expire(c: ClientBase, key: str | bytes, db: object = 0) -> Call[tuple[Any, int | None]]:
