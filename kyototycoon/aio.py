@@ -24,14 +24,14 @@ goes back to the pool half-read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .client import binmethods, methods
 from .client.api import http_only, http_only_names
 from .client.core import NEED_MORE, SEND, Call, ClientConnection, Plan
 from .client.cursor import END, CursorBase, note_cleanup_failure
-from .client.drive import make_method
+from .client.drive import make_method, run_awaited
 from .client.methods import ClientBase
 from .client.policy import (
     DEFAULT_CONNECTOR,
@@ -53,7 +53,7 @@ __all__ = ["AsyncCursor", "AsyncKyotoSlave", "AsyncKyotoTycoon", "Limits", "Retr
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Coroutine
+    from collections.abc import Coroutine
     from typing import Concatenate, ParamSpec
 
     P = ParamSpec("P")
@@ -66,37 +66,10 @@ def asynchronous(describe: Callable[Concatenate[Any, P], Plan[T]], name: str | N
                  ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
     """The coroutine method (named ``name``, else as ``describe``) that runs ``describe``'s call(s).
 
-    The same template as the blocking driver's (:func:`~kyototycoon.client.drive.make_method`), awaited.
+    The blocking driver's template (:mod:`kyototycoon.client.drive`), awaited.
     """
-    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]
-    method = make_method(describe, name, run_plan, True)
+    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]] = make_method(describe, name, True)
     return method
-
-
-async def run_plan(plan: Plan[T], exchange: Callable[[Call[Any]], Awaitable[Any]]) -> T:
-    """:func:`kyototycoon.client.drive.run_plan` with an awaited ``exchange``."""
-    if isinstance(plan, Call):
-        result: T = plan.parse(None if plan.kind < 0 else await exchange(plan))
-        return result
-    return await _run_steps(plan, exchange)
-
-
-async def _run_steps(steps: Generator[Call[Any], Any, T],
-                     exchange: Callable[[Call[Any]], Awaitable[Any]]) -> T:
-    """:func:`kyototycoon.client.core.run_steps` with an awaited ``exchange``."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            call = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        error = None
-        try:
-            value = call.parse(await exchange(call))
-        except Exception as exc:  # noqa: BLE001  (handed to the description, as in the blocking driver)
-            value, error = None, exc
 
 
 # ---------------------------------------------------------------- one connection
@@ -490,7 +463,7 @@ class AsyncCursor(CursorBase):
         if not await self.jump(db=self._walk_db()):
             return
         while True:
-            item = await run_plan(self._next(), self._exchange)
+            item = await run_awaited(self._next(), self._exchange)
             if item is END:
                 return
             yield item

@@ -332,3 +332,30 @@ def test_a_step_error_is_thrown_into_the_description() -> None:
         return "not reached"
 
     assert run_steps(steps(), lambda call: None) == "handled"
+
+
+def test_the_generated_driver_methods_are_current() -> None:
+    from pathlib import Path
+
+    from kyototycoon.client import _drivers, drive
+
+    assert Path(_drivers.__file__).read_text(encoding="utf-8") == drive.render_module()
+    # and the clients use them, not methods compiled at import
+    assert KyotoTycoon.get.__code__ is _drivers.http_get.__code__
+
+
+def test_a_description_without_a_generated_method_is_compiled() -> None:
+    from kyototycoon.client.drive import blocking
+
+    def shout(c: Any, word: str, times: int = 2) -> Call[str]:
+        """Say it."""
+        return Call(SEND, b"", None, False, lambda _: word * times)
+
+    class Client:
+        def _exchange(self, call: Call[Any]) -> None:
+            return None
+
+        say = blocking(shout, "say")
+
+    assert Client().say("a") == "aa" and Client().say("b", times=3) == "bbb"
+    assert Client.say.__name__ == "say" and Client.say.__doc__ == "Say it."

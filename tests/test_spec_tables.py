@@ -52,3 +52,32 @@ def test_the_servers_messages_are_the_specs() -> None:
     assert type(store._duplicate()) is errors.RecordExists
     every = {rule.error for rule in spec_errors.RULES}
     assert all(isinstance(getattr(errors, name), type) for name in every)
+
+
+def test_the_codecs_carry_the_specs_constants() -> None:
+    import enum
+
+    from kyototycoon._codec import binary as binary_codec
+    from kyototycoon._codec import replication as replication_codec
+    from kyototycoon.spec import binary, replication
+
+    for spec, codec in ((binary, binary_codec), (replication, replication_codec)):
+        seen = 0
+        for name, value in vars(spec).items():
+            if isinstance(value, type) and issubclass(value, enum.Enum) and value.__module__ == spec.__name__:
+                for member in value:
+                    assert getattr(codec, f"{name.upper()}_{member.name}") == member.value
+                    seen += 1
+            elif name.isupper() and type(value) is int:
+                assert getattr(codec, name) == value
+                seen += 1
+        assert seen >= 8
+
+
+def test_the_client_does_not_import_construct() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, kyototycoon; kyototycoon.KyotoTycoon; print('construct' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -196,6 +196,16 @@ class CursorBase:
                                        "value": self.client._unpack(column(rec, b"value", "cur_seize"))})
 
 
+#: the cursor's public methods, by name: every driver makes one method of each
+CURSOR_METHODS: dict[str, Callable[..., Plan[Any]]] = {
+    "jump": CursorBase.describe_jump, "jump_back": CursorBase.describe_jump_back,
+    "step": CursorBase.describe_step, "step_back": CursorBase.describe_step_back,
+    "get": CursorBase.describe_get, "get_key": CursorBase.describe_get_key,
+    "get_value": CursorBase.describe_get_value, "set_value": CursorBase.describe_set_value,
+    "remove": CursorBase.describe_remove, "seize": CursorBase.describe_seize,
+}
+
+
 def note_cleanup_failure(exc: BaseException | None, err: KyotoTycoonException) -> None:
     """Keep the error that ended a ``with`` block; note that deleting the cursor failed too."""
     if exc is not None and hasattr(exc, "add_note"):  # Python 3.11+

@@ -16,7 +16,8 @@ from typing import Any
 from kyototycoon.errors import ProtocolError, ServerError, server_error
 from kyototycoon.protocol import http, tsv
 from kyototycoon.protocol.tsv import _url_encode
-from kyototycoon.spec.binary import XT_MAX, XT_NONE
+
+from ._constants import XT_MAX, XT_NONE
 
 Pairs = list[tuple[bytes, bytes]]
 
