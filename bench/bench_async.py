@@ -180,7 +180,8 @@ def main() -> None:
                 best_thr[name] = max(best_thr.get(name, 0.0), _tasks(port, args.total, 64, kind))
     finally:
         if server is not None:
-            server.stdin.close()
+            server.stdin.close()  # the embedded server ends at EOF; the fake one is terminated
+            server.terminate()
             server.wait(10)
 
     print(f"\nclient CPU µs/op (bulk = 100 records; least of {args.rounds} rounds; "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .client import binmethods, methods
 from .client.api import http_only, http_only_names
-from .client.core import NEED_MORE, SEND, Call, ClientConnection, Plan
+from .client.core import HTTP, NEED_MORE, SEND, Call, ClientConnection, Plan
 from .client.cursor import END, CursorBase, note_cleanup_failure
 from .client.drive import make_method, run_awaited
 from .client.methods import ClientBase
@@ -178,7 +178,7 @@ class _Protocol(asyncio.Protocol):
         # The binary protocol never sends unasked bytes; over HTTP they are the start of a
         # (wrong) next answer, which the core's reader frames and refuses then.
         reader = self.core._reader
-        if reader is None or self.core._kind != 0:
+        if reader is None or self.core._kind != HTTP:
             self.close()
             return
         reader.feed(data)
