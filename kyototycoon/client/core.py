@@ -125,7 +125,7 @@ class ClientConnection:
     general reader (the reference the quick path is tested against).
     """
 
-    __slots__ = ("_frames", "_have", "_kind", "_parts", "_reader", "_size", "_started", "_tag",
+    __slots__ = ("_frames", "_have", "_kind", "_parts", "_reader", "_readers", "_size", "_started", "_tag",
                  "exchanges", "got_bytes", "max_frame", "quick", "recv_size", "reusable")
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME, quick: bool = True) -> None:
@@ -137,7 +137,8 @@ class ClientConnection:
         self.got_bytes = False  # a byte of the current answer arrived
         self.recv_size = RECV_SIZE
         self._reader: ResponseReader | None = None  # made on the first answer that needs it
-        self._frames: FrameReader | None = None
+        self._frames: FrameReader | None = None  # the reader of the binary answer arriving
+        self._readers: dict[int, FrameReader] = {}  # by magic: a reader is empty again after its frame
         self._kind = SEND
         self._tag: Any = None
         self._started = False  # the reader was told the method of the current exchange
@@ -281,6 +282,7 @@ class ClientConnection:
             self.reusable = False
             have = 0 if frames is None else frames.buffered
             self._frames = None
+            self._readers.clear()
             if have:
                 raise ConnectionLost(f"connection closed in the middle of an answer ({have} bytes read)")
             if self.stale:
@@ -292,16 +294,19 @@ class ClientConnection:
             if first != magic and first != ERROR_MAGIC:
                 self.reusable = False
                 raise ProtocolError(f"bad frame: expected 0x{magic:02X} or 0xBF, got 0x{first:02X}", 0)
-            # looked up at each answer, so a test may count the decoder's attempts
-            frames = self._frames = FrameReader(
-                {magic: RESPONSES_DECODERS[magic], ERROR_MAGIC: RESPONSES_DECODERS[ERROR_MAGIC]},
-                max_frame=self.max_frame)
+            frames = self._readers.get(magic)
+            if frames is None:  # the decoders are looked up here, so a test may count their attempts
+                frames = self._readers[magic] = FrameReader(
+                    {magic: RESPONSES_DECODERS[magic], ERROR_MAGIC: RESPONSES_DECODERS[ERROR_MAGIC]},
+                    max_frame=self.max_frame)
+            self._frames = frames
         frames.feed(data)
         try:
             frame = frames.next_frame()
         except ProtocolError:
             self.reusable = False
             self._frames = None
+            self._readers.clear()
             raise
         if frame is None:
             # a big answer: read all that has arrived at once, so it is decoded a few
@@ -312,6 +317,7 @@ class ClientConnection:
         extra = frames.buffered
         if extra:
             self.reusable = False
+            self._readers.clear()
             raise ProtocolError(f"{extra} unexpected bytes after the answer")
         self.exchanges += 1
         return frame
