@@ -17,7 +17,7 @@ quick paths (a whole common answer in one read). The blocking driver
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any, Callable, Generic, TypeVar, Union
 
 from kyototycoon._codec import binary as _codec
@@ -32,7 +32,7 @@ T = TypeVar("T")
 #: magic -> decode(buf, pos, max_count, state) of a whole answer frame (looked up at each use: tests patch it)
 RESPONSES_DECODERS: dict[int, Callable[..., tuple[Any, int]]] = _codec.RESPONSES_DECODERS
 #: magic -> decode(buf) of an answer of at most one record, whole in ``buf``: a plain tuple, or None
-_EXACT: dict[int, Callable[[bytes], Any]] = _codec.RESPONSES_EXACT_DECODERS
+_EXACT: Mapping[int, Callable[[bytes], Any]] = _codec.RESPONSES_EXACT_DECODERS
 
 #: how a call's answer is framed
 HTTP, BINARY, SEND = 0, 1, 2
