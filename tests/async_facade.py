@@ -88,3 +88,11 @@ class CursorFacade(BlockingFacade):
                 yield self._loop.run(walk.__anext__())
             except StopAsyncIteration:
                 return
+
+
+def client(driver: str, loop: LoopThread, **kwargs: Any) -> Any:
+    """A ``KyotoTycoon`` (``driver="sync"``) or an ``AsyncKyotoTycoon`` behind a facade (``"async"``)."""
+    from kyototycoon import KyotoTycoon
+    from kyototycoon.aio import AsyncKyotoTycoon
+
+    return BlockingFacade(AsyncKyotoTycoon(**kwargs), loop) if driver == "async" else KyotoTycoon(**kwargs)
