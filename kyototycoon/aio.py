@@ -538,7 +538,10 @@ class _AsyncRun(Run):
 
     def stop(self) -> None:
         super().stop()
-        self.loop.call_soon_threadsafe(self._wake)
+        try:
+            self.loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: that consume() has ended anyway
+            pass
 
     def _wake(self) -> None:
         self.stopped.set()

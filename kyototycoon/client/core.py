@@ -184,9 +184,7 @@ class ClientConnection:
             self.got_bytes = False
             return self._receive(data)
         self.got_bytes = True
-        if kind == BINARY:
-            pass
-        elif self.quick and (self._reader is None or not self._reader.buffered):
+        if kind != BINARY and self.quick and (self._reader is None or not self._reader.buffered):
             resp = parse_simple_response(data, tag)
             if resp is not None:
                 self.exchanges += 1
