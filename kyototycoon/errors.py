@@ -7,6 +7,8 @@ failure of the server, the network or the peer's bytes, and nothing else.
 
 from __future__ import annotations
 
+from .spec.errors import error_class
+
 
 class KyotoTycoonException(Exception):
     """Base of every error this package raises (name kept from python-kyototycoon-ng)."""
@@ -33,6 +35,14 @@ class FrameTooLarge(ProtocolError):
 
 class ConnectionLost(KyotoTycoonException):
     """The connection closed or broke before the answer was complete."""
+
+
+class StaleConnection(ConnectionLost):
+    """A reused keep-alive connection was closed by the server before any answer byte arrived."""
+
+
+class PoolTimeout(ConnectionLost):
+    """Every connection of a bounded pool (``max_connections``) stayed busy for ``pool_timeout`` seconds."""
 
 
 class TimedOut(ConnectionLost):
@@ -101,22 +111,16 @@ class ServerTimeout(ServerError):
 
 
 def server_error(status: int | None, message: str, procedure: str | None = None) -> ServerError:
-    """Pick the most precise :class:`ServerError` subclass for a status and message."""
-    if status == 404 and "no record" in message:
-        cls: type[ServerError] = NoRecord  # a RESTful read of a missing record
-    elif status == 450:
-        if "no record" in message:
-            cls = NoRecord
-        elif "duplication" in message:
-            cls = RecordExists
-        else:
-            cls = LogicalInconsistency
-    elif status == 400:
-        cls = NoSuchDatabase if "no such database" in message else InvalidParameters
-    elif status == 501:
-        cls = NotImplementedByServer
-    elif status == 503:
-        cls = ServerTimeout
-    else:
-        cls = ServerError
+    """Pick the most precise :class:`ServerError` subclass for a status and message.
+
+    The rules are data: :data:`kyototycoon.spec.errors.RULES`.
+    """
+    cls = _ERROR_CLASSES.get(error_class(status, message), ServerError)
     return cls(status, message, procedure)
+
+
+_ERROR_CLASSES: dict[str, type[ServerError]] = {
+    cls.__name__: cls
+    for cls in (ServerError, NoRecord, RecordExists, LogicalInconsistency, InvalidParameters, NoSuchDatabase,
+                NotImplementedByServer, ServerTimeout)
+}

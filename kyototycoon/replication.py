@@ -244,7 +244,7 @@ def check_sid(sid: object) -> None:
 # blocking transport
 
 
-class _Run:
+class Run:
     """One ``consume()`` call: its stop flag and current socket, shared with :meth:`KyotoSlave.stop`."""
 
     __slots__ = ("sock", "stopping")
@@ -262,6 +262,53 @@ class _Run:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:  # already closed or never connected: nothing to wake
                 pass
+
+
+_Run = Run
+
+
+class Follow:
+    """Where one ``consume()`` stands across reconnections, without I/O (both drivers run it).
+
+    :meth:`consumer` gives the protocol state of the next connection,
+    :meth:`seen` takes each event of it (the records to deliver come back),
+    :meth:`failed` says how long to wait before reconnecting (None: raise).
+    """
+
+    __slots__ = ("delay", "first", "next_ts", "slave")
+
+    def __init__(self, slave: KyotoSlave, start_ts: int) -> None:
+        self.slave = slave
+        self.next_ts = start_ts
+        self.delay = slave.backoff
+        self.first = True
+
+    def consumer(self) -> ReplicationConsumer:
+        slave = self.slave
+        if not self.first:
+            slave.reconnects += 1
+        self.first = False
+        return ReplicationConsumer(slave.sid, self.next_ts, white_sid=slave.white_sid,
+                                   skip_own_sid=slave.skip_own_sid)
+
+    def seen(self, event: Event) -> Optional[LogRecord]:
+        self.delay = self.slave.backoff  # the master answered: the next failure starts over
+        # max(): a heartbeat may carry a time before a start asked for in the future
+        self.next_ts = max(self.next_ts, event.ts + 1)
+        if isinstance(event, LogRecord):
+            return event
+        slave = self.slave
+        if slave.last_ts is None or event.ts > slave.last_ts:
+            slave.last_ts = event.ts
+        return None
+
+    def failed(self) -> Optional[float]:
+        """Seconds to wait before reconnecting after the connection failed; None without ``reconnect``."""
+        if not self.slave.reconnect:
+            return None
+        delay = random.uniform(self.delay / 2, self.delay)
+        self.delay = min(self.delay * 2, self.slave.max_backoff)
+        return delay
 
 
 class KyotoSlave:
@@ -357,16 +404,23 @@ class KyotoSlave:
 
     # ------------------------------------------------------------ internals
 
+    def _event(self, record: LogRecord) -> dict[str, Any]:
+        """The dict delivered for ``record`` (keys decoded, values unpacked as configured)."""
+        event = record.as_dict()
+        if "key" in event:
+            event["key"] = self._decode_key(record.key or b"")
+        if "value" in event:
+            event["value"] = self._unpack(record.value or b"")
+        self.last_ts = record.ts
+        return event
+
+    def _follower(self, start_ts: int) -> Follow:
+        return Follow(self, start_ts)
+
     def _dicts(self, records: Generator[LogRecord, None, None], run: _Run) -> Iterator[dict[str, Any]]:
         try:
             for record in records:
-                event = record.as_dict()
-                if "key" in event:  # set and remove records have a key, set records a value
-                    event["key"] = self._decode_key(record.key or b"")
-                if "value" in event:
-                    event["value"] = self._unpack(record.value or b"")
-                self.last_ts = record.ts
-                yield event
+                yield self._event(record)
         finally:
             with self._lock:
                 self._runs.discard(run)
@@ -374,32 +428,24 @@ class KyotoSlave:
 
     def _follow(self, start_ts: int, run: _Run) -> Generator[LogRecord, None, None]:
         """Records from ``start_ts`` on, across reconnections."""
-        next_ts = start_ts
-        delay = self.backoff
-        first = True
+        follow = self._follower(start_ts)
         while not run.stopping.is_set():
-            if not first:
-                self.reconnects += 1
-            first = False
-            consumer = ReplicationConsumer(self.sid, next_ts, white_sid=self.white_sid,
-                                           skip_own_sid=self.skip_own_sid)
+            consumer = follow.consumer()
             try:
                 for event in self._session(consumer, run):
-                    delay = self.backoff  # the master answered: the next failure starts over
-                    # max(): a heartbeat may carry a time before a start asked for in the future
-                    next_ts = max(next_ts, event.ts + 1)
-                    if isinstance(event, LogRecord):
-                        yield event
-                    elif self.last_ts is None or event.ts > self.last_ts:
-                        self.last_ts = event.ts
+                    record = follow.seen(event)
+                    if record is not None:
+                        yield record
             except ConnectionLost:
                 if run.stopping.is_set():
                     return
-                if not self.reconnect:
+                delay = follow.failed()
+                if delay is None:
                     raise
-            if run.stopping.wait(random.uniform(delay / 2, delay)):
+            else:
+                return  # a session ends without an error only when stopped
+            if run.stopping.wait(delay):
                 return
-            delay = min(delay * 2, self.max_backoff)
 
     def _session(self, consumer: ReplicationConsumer, run: _Run) -> Iterator[Event]:
         """Events of one connection; ends with :class:`ConnectionLost`, or returns when stopped."""

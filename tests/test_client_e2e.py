@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
+from async_facade import BlockingFacade, LoopThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import Target, start_target
@@ -34,6 +35,7 @@ from kyototycoon import (
     KyotoTycoon,
     KyotoTycoonException,
 )
+from kyototycoon.aio import AsyncKyotoTycoon
 from kyototycoon.errors import (
     InvalidParameters,
     LogicalInconsistency,
@@ -67,16 +69,36 @@ def empty_databases(srv: Target) -> None:
     srv.clear()
 
 
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    loop = LoopThread()
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test runs with the blocking client and with the asyncio one (behind a blocking facade)."""
+    return request.param
+
+
 @pytest.fixture
-def connect(srv: Target) -> Iterator[Callable[..., KyotoTycoon]]:
-    """Open clients on the module's server (keyword arguments go to ``KyotoTycoon``); all closed after."""
-    clients: list[KyotoTycoon] = []
+def connect(srv: Target, driver: str, loop_thread: LoopThread) -> Iterator[Callable[..., KyotoTycoon]]:
+    """Open clients on the module's server (keyword arguments go to ``KyotoTycoon``); all closed after.
+
+    With the ``async`` driver they are ``AsyncKyotoTycoon`` clients seen through a blocking facade.
+    """
+    clients: list[Any] = []
 
     def open_client(**kwargs: Any) -> KyotoTycoon:
-        kt = KyotoTycoon(**kwargs)
+        kt: Any
+        if driver == "async":
+            kt = BlockingFacade(AsyncKyotoTycoon(**kwargs), loop_thread)
+        else:
+            kt = KyotoTycoon(**kwargs)
         kt.open(srv.host, srv.port, timeout=10)
         clients.append(kt)
-        return kt
+        return kt  # type: ignore[no-any-return]
 
     yield open_client
     for kt in clients:
@@ -767,14 +789,20 @@ def test_with_cursor_shows_the_first_error_not_the_cleanup(raw):
 
 
 def test_cursor_error_in_with_block_survives_a_failing_delete(raw, monkeypatch):
-    real_call = raw._call
+    from kyototycoon.client.cursor import CursorBase
 
-    def cur_delete_fails(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "cur_delete":
-            raise ServerError(500, "cleanup broke", name)
-        return real_call(name, *args, **kwargs)
+    real_delete_call = CursorBase._delete_call
 
-    monkeypatch.setattr(raw, "_call", cur_delete_fails)
+    def cur_delete_fails(self: CursorBase) -> Any:
+        call = real_delete_call(self)
+
+        def parse(resp: Any) -> Any:
+            raise ServerError(500, "cleanup broke", "cur_delete")
+
+        call.parse = parse
+        return call
+
+    monkeypatch.setattr(CursorBase, "_delete_call", cur_delete_fails)
     with pytest.raises(KeyError) as info, raw.cursor() as cur:
         cur.jump()
         raise KeyError("first")

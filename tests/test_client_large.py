@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from oracle import start_target
 
-import kyototycoon.client.transport as transport
+import kyototycoon.client.core as core
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 
 
@@ -22,7 +22,7 @@ def test_big_binary_get_bulk_is_not_decoded_once_per_read(server, monkeypatch):
     assert client.set_bulk(records) == len(records)
 
     attempts = []
-    decoders = dict(transport.RESPONSES_DECODERS)
+    decoders = dict(core.RESPONSES_DECODERS)
     real = decoders[0xBA]
 
     def counting(buf, pos=0, max_count=None, state=None):
@@ -30,8 +30,8 @@ def test_big_binary_get_bulk_is_not_decoded_once_per_read(server, monkeypatch):
         return real(buf, pos, max_count, state)
 
     decoders[0xBA] = counting
-    monkeypatch.setattr(transport, "RESPONSES_DECODERS", decoders)
+    monkeypatch.setattr(core, "RESPONSES_DECODERS", decoders)
     assert client.get_bulk(list(records)) == records
     # 16 KiB reads would mean ~150 attempts, each decoding from the start (quadratic)
-    assert len(attempts) <= 20, attempts
+    assert 1 <= len(attempts) <= 20, attempts
     client.close()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from async_facade import LoopThread, client
 from oracle import Target, start_target
 from server_fixtures import Wire
 
@@ -37,13 +38,21 @@ def srv(target_kind: str) -> Iterator[Target]:
         yield server
 
 
-@pytest.fixture
-def kt(srv: Target) -> Iterator[KyotoTycoon]:
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    loop = LoopThread()
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def kt(srv: Target, request: pytest.FixtureRequest, loop_thread: LoopThread) -> Iterator[KyotoTycoon]:
+    """The blocking client, and the asyncio one behind a blocking facade."""
     srv.clear()
-    client = KyotoTycoon(pack_type=KT_PACKER_BYTES)
-    client.open(srv.host, srv.port, timeout=10)
-    yield client
-    client.close()
+    kt = client(request.param, loop_thread, pack_type=KT_PACKER_BYTES)
+    kt.open(srv.host, srv.port, timeout=10)
+    yield kt
+    kt.close()
 
 
 def in_db(srv: Target, db: int | str) -> dict[bytes, bytes]:

@@ -25,7 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, KyotoTycoon
-from kyototycoon.client import api, wire
+from kyototycoon.client import methods, wire
+from kyototycoon.client.core import ClientConnection
+from kyototycoon.client.methods import _bulk_values
 from kyototycoon.client.transport import Connection, Pool, StaleConnection
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut
 from kyototycoon.packers import make_packer
@@ -345,19 +347,20 @@ class ScriptedSocket:
         self.closed = True
 
 
-def _connection(chunks: list[Any], exchanges: int = 0) -> Connection:
+def _connection(chunks: list[Any], exchanges: int = 0, quick: bool = True) -> Connection:
     conn = Connection.__new__(Connection)
     conn.address = ("127.0.0.1", 1978)
     conn.timeout = 5.0
+    conn.core = ClientConnection(quick=quick)
     conn.exchanges = exchanges
-    conn._reader = None
     conn.sock = ScriptedSocket(chunks)
     return conn
 
 
 def _reference_http(self: Connection, request: bytes, method: bytes, timeout: float | None = None):
     """``Connection.http`` without its quick path: every answer through the reader, as before it."""
-    return self._http_read(method, timeout, request)
+    self.core.quick = False
+    return self.http(request, method, timeout)
 
 
 def _outcome(call) -> tuple:
@@ -416,7 +419,7 @@ def test_body_split_over_reads_reads_exactly_the_rest():
     conn = _connection(chunks, exchanges=1)
     resp = conn.http(b"GET /k HTTP/1.1\r\n\r\n", b"GET")
     assert resp.body == value and resp.keep_alive and conn.exchanges == 2
-    assert conn._reader is None  # no reader was needed
+    assert conn.core._reader is None  # no reader was needed
     assert conn.sock.chunks == [b"NEXT"]  # nothing read past the answer
     assert all(size <= len(answer) - 1000 for size in conn.sock.recv_sizes[1:])
 
@@ -590,7 +593,7 @@ def test_bulk_answer_is_the_general_decoding(keys, data, ctype):
     resp = http.parse_simple_response(http.build_response(200, headers, body, date=DATE), b"POST")
     kt = KyotoTycoon(pack_type=KT_PACKER_BYTES)
     try:
-        expected = ("ok", kt._bulk_values(resp, wanted))
+        expected = ("ok", _bulk_values(kt, resp, wanted))
     except (ProtocolError, KeyError) as exc:
         expected = ("raised", type(exc))
     got = wire.bulk_answer(resp, wanted)
@@ -621,16 +624,16 @@ def test_get_bulk_quick_path_is_the_general_path(keys, atomic, data, pack_type):
 
     def run(general: bool) -> tuple:
         kt, conn = _client([answer], pack_type)
-        saved = api.str_keys_body, api.bulk_answer
+        saved = methods.str_keys_body, methods.bulk_answer
         if general:  # what get_bulk did before: a pair a key, a record at a time
-            api.str_keys_body = lambda *args: None
-            api.bulk_answer = lambda *args: None
+            methods.str_keys_body = lambda *args: None
+            methods.bulk_answer = lambda *args: None
         try:
             result = ("ok", kt.get_bulk(iter(keys), atomic=atomic))
         except (ProtocolError, TypeError, pickle.UnpicklingError) as exc:
             result = ("raised", type(exc), str(exc))
         finally:
-            api.str_keys_body, api.bulk_answer = saved
+            methods.str_keys_body, methods.bulk_answer = saved
         return result, conn.sock.sent
 
     fast, general = run(False), run(True)

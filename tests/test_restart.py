@@ -18,6 +18,7 @@ from server_fixtures import ScriptedPeer
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon._codec import binary as codec
+from kyototycoon.client.core import BINARY, Call
 from kyototycoon.errors import ConnectionLost, KyotoTycoonException
 from kyototycoon.protocol.http import ResponseReader
 from kyototycoon.server import EmbeddedServer
@@ -72,7 +73,8 @@ def pool_several(kt: KyotoTycoon, kb: KyotoTycoon, n: int = 4) -> None:
     conns = [pool.acquire() for _ in range(n)]
     request = codec.encode_get_bulk_request(0, [(0, b"warm")])
     for conn in conns:
-        pool.binary(request, int(Magic.GET_BULK), True, conn)
+        conn.exchange(Call(BINARY, request, int(Magic.GET_BULK), True))
+        pool.release(conn)
     assert len(kt._pool.idle) >= n and len(pool.idle) >= n
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from kyototycoon.errors import ProtocolError, ServerError, server_error
 from kyototycoon.protocol import http, tsv
 from kyototycoon.protocol.tsv import _url_encode
-from kyototycoon.spec.binary import XT_MAX, XT_NONE
+
+from ._constants import XT_MAX, XT_NONE
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -37,9 +38,9 @@ _CONTENT_TYPES = {enc: tsv.content_type(enc) for enc in (None, "U", "B", "Q")}
 def key_bytes(key: object, name: str = "key") -> bytes:
     """A key as bytes: ``str`` is encoded UTF-8, bytes-like is taken as it is."""
     if type(key) is str:
-        return key.encode("utf-8")  # type: ignore[union-attr]
+        return key.encode("utf-8")
     if type(key) is bytes:
-        return key  # type: ignore[return-value]
+        return key
     if isinstance(key, str):
         return key.encode("utf-8")
     if isinstance(key, (bytes, bytearray, memoryview)):
@@ -75,7 +76,7 @@ def db_query(db: object) -> bytes:
 def db_index(db: object) -> int:
     """A database index for the binary protocol (names are HTTP only)."""
     if type(db) is int and 0 <= db <= 0xFFFF:
-        return db  # type: ignore[return-value]
+        return db
     if type(db) is int:
         raise ValueError(f"db must be 0..65535, got {db}")
     raise TypeError(f"db must be an int index over the binary protocol, not {type(db).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import inspect
 import os
@@ -133,6 +134,7 @@ def _render(spec: ModuleType) -> tuple[str, str | None]:
     }
     source = _source_of(spec)
     text = _env.get_template("module.py.j2").render(
+        constants=spec_constants(spec),
         spec_module=spec.__name__,
         spec_path=f"kyototycoon/spec/{source.name}",
         spec_digest=hashlib.sha256(source.read_bytes()).hexdigest(),
@@ -149,6 +151,25 @@ def _render(spec: ModuleType) -> tuple[str, str | None]:
     # The spec is the only input: identical spec, identical bytes out.
     module = "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
     return module, None if kernel_source is None else _with_digest(kernel_source)
+
+
+def spec_constants(spec: ModuleType) -> list[tuple[str, str]]:
+    """The spec's protocol constants as plain ``(NAME, int)``: its enums' members as
+    ``<ENUM>_<MEMBER>`` (``MAGIC_SET_BULK``, ``FLAG_NO_REPLY``) and its upper-case int constants
+    (``XT_NONE``), in source order. The codec modules carry them so that the client, which needs
+    them at run time, does not import ``construct`` (the spec) to learn them.
+    """
+    out: list[tuple[str, str]] = []
+    for name, value in vars(spec).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, type) and issubclass(value, enum.Enum) and value.__module__ == spec.__name__:
+            # bytes on the wire: in hex, as the protocol documents them
+            out.extend((f"{name.upper()}_{member.name}", f"0x{int(member.value):02X}") for member in value)
+        elif name.isupper() and type(value) is int:
+            # masks (2**n - 1) read best in hex, counts and sizes in decimal
+            out.append((name, f"0x{value:X}" if value > 0xFFFF and not (value + 1) & value else str(value)))
+    return out
 
 
 def render_all() -> dict[str, str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..protocol import tsv
-from ..server.rpc import PROCEDURES  # the procedures ktserver 0.9.56 implements
+from ..spec.rpc import PROCEDURES  # the procedures ktserver 0.9.56 implements
 from .generate import Choices, RandomChoices, frame_codecs, random_frame, scan_layout
 from .mutate import BYTE_MUTATIONS, mutate
 

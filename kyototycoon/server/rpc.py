@@ -27,6 +27,7 @@ from kyototycoon import errors
 from kyototycoon.server import scripts, ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
 from kyototycoon.server.textnum import atof, atoi
+from kyototycoon.spec.rpc import PROCEDURES as RPC_SPEC
 
 if TYPE_CHECKING:
     from kyototycoon.server.context import HandlerContext
@@ -354,51 +355,55 @@ def do_cur_delete(call: Call) -> None:
     raise errors.NotImplementedByServer(501, "not implemented: cur_delete")
 
 
-KEY = (b"key",)
-KEY_VALUE = (b"key", b"value")
-
-#: name -> procedure, every one ktserver 0.9.56 answers over TSV-RPC.
-PROCEDURES: dict[str, Procedure] = {
-    "void": Procedure(do_void, None, counter=None),
-    "echo": Procedure(do_echo, None, counter=None),
-    "report": Procedure(do_report, None, counter=None),
-    "play_script": Procedure(do_play_script, None, counter=None),
-    "tune_replication": Procedure(do_tune_replication, None, counter=None),
-    "ulog_list": Procedure(ulog_file.do_ulog_list, None, counter=None),
-    "ulog_remove": Procedure(ulog_file.do_ulog_remove, None, counter=None),
-    "status": Procedure(do_status),
-    "clear": Procedure(do_clear),
-    "synchronize": Procedure(do_synchronize),
-    "set": Procedure(_store_method("set"), required=KEY_VALUE, counter="set"),
-    "add": Procedure(_store_method("add"), required=KEY_VALUE, counter="set"),
-    "replace": Procedure(_store_method("replace"), required=KEY_VALUE, counter="set"),
-    "append": Procedure(_store_method("append"), required=KEY_VALUE, counter="set"),
-    "increment": Procedure(do_increment, required=(b"key", b"num"), counter="set"),
-    "increment_double": Procedure(do_increment_double, required=(b"key", b"num"), counter="set"),
-    "cas": Procedure(do_cas, required=KEY, counter="set"),
-    "remove": Procedure(do_remove, required=KEY, counter="remove"),
-    "get": Procedure(do_get, required=KEY, counter="get"),
-    "check": Procedure(do_check, required=KEY, counter="get"),
-    "seize": Procedure(do_seize, required=KEY, counter=None),
-    "set_bulk": Procedure(do_set_bulk, counter=None),
-    "remove_bulk": Procedure(do_remove_bulk, counter=None),
-    "get_bulk": Procedure(do_get_bulk, counter=None),
-    "vacuum": Procedure(do_vacuum),
-    "match_prefix": Procedure(do_match_prefix, required=(b"prefix",)),
-    "match_regex": Procedure(do_match_regex, required=(b"regex",)),
-    "match_similar": Procedure(do_match_similar, required=(b"origin",)),
-    "cur_jump": Procedure(do_cur_jump, "cursor"),
-    "cur_jump_back": Procedure(do_cur_jump_back, "cursor"),
-    "cur_step": Procedure(do_cur_step, "cursor"),
-    "cur_step_back": Procedure(do_cur_step_back, "cursor"),
-    "cur_set_value": Procedure(do_cur_set_value, "cursor", (b"value",), counter="set"),
-    "cur_remove": Procedure(do_cur_remove, "cursor", counter="remove"),
-    "cur_get_key": Procedure(_cursor_get(True, "key"), "cursor", counter="get"),
-    "cur_get_value": Procedure(_cursor_get(True, "value"), "cursor", counter="get"),
-    "cur_get": Procedure(_cursor_get(True, "record"), "cursor", counter="get"),
-    "cur_seize": Procedure(do_cur_seize, "cursor", counter="get"),
-    "cur_delete": Procedure(do_cur_delete, None, counter=None),
+#: name -> handler, for every procedure of the spec's table (kyototycoon.spec.rpc)
+_HANDLERS: dict[str, Handler] = {
+    "void": do_void,
+    "echo": do_echo,
+    "report": do_report,
+    "play_script": do_play_script,
+    "tune_replication": do_tune_replication,
+    "ulog_list": ulog_file.do_ulog_list,
+    "ulog_remove": ulog_file.do_ulog_remove,
+    "status": do_status,
+    "clear": do_clear,
+    "synchronize": do_synchronize,
+    "set": _store_method("set"),
+    "add": _store_method("add"),
+    "replace": _store_method("replace"),
+    "append": _store_method("append"),
+    "increment": do_increment,
+    "increment_double": do_increment_double,
+    "cas": do_cas,
+    "remove": do_remove,
+    "get": do_get,
+    "check": do_check,
+    "seize": do_seize,
+    "set_bulk": do_set_bulk,
+    "remove_bulk": do_remove_bulk,
+    "get_bulk": do_get_bulk,
+    "vacuum": do_vacuum,
+    "match_prefix": do_match_prefix,
+    "match_regex": do_match_regex,
+    "match_similar": do_match_similar,
+    "cur_jump": do_cur_jump,
+    "cur_jump_back": do_cur_jump_back,
+    "cur_step": do_cur_step,
+    "cur_step_back": do_cur_step_back,
+    "cur_set_value": do_cur_set_value,
+    "cur_remove": do_cur_remove,
+    "cur_get_key": _cursor_get(True, "key"),
+    "cur_get_value": _cursor_get(True, "value"),
+    "cur_get": _cursor_get(True, "record"),
+    "cur_seize": do_cur_seize,
+    "cur_delete": do_cur_delete,
 }
+
+#: name -> procedure, every one ktserver 0.9.56 answers over TSV-RPC: target, required parameters
+#: and counter from the spec, the handler from here.
+PROCEDURES: dict[str, Procedure] = {
+    name: Procedure(_HANDLERS[name], row.target, row.required, row.counter) for name, row in RPC_SPEC.items()
+}
+
 
 def resolve_db(server: HandlerContext, raw: bytes | None) -> Database | None:
     """The database a ``DB`` parameter names, or None when there is none (answered per procedure)."""

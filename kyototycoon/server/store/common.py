@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Union
 
 from kyototycoon import errors
+from kyototycoon.spec.errors import MESSAGES
 
 KeyLike = Union[bytes, bytearray, memoryview, str]
 DbRef = Union[int, str, bytes, None]
@@ -19,11 +20,11 @@ INT64_MAX = (1 << 63) - 1
 
 
 def no_record() -> errors.NoRecord:
-    return errors.NoRecord(450, "DB: 7: no record: no record")
+    return errors.NoRecord(450, MESSAGES["NoRecord"])
 
 
 def duplicate() -> errors.RecordExists:
-    return errors.RecordExists(450, "DB: 6: record duplication: record duplication")
+    return errors.RecordExists(450, MESSAGES["RecordExists"])
 
 
 def logic(detail: str) -> errors.LogicalInconsistency:

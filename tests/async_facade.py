@@ -1,0 +1,98 @@
+"""Blocking facades over the asyncio client, so one end-to-end suite drives both clients.
+
+:class:`LoopThread` runs an event loop (uvloop's when it is installed) in a
+thread of its own; :class:`BlockingFacade` makes each coroutine method of an
+``AsyncKyotoTycoon`` (or ``AsyncCursor``) a blocking call on that loop, and
+every other attribute reads through. Tests written for ``KyotoTycoon`` then
+run unchanged against ``AsyncKyotoTycoon``, threads included (all their calls
+share the one loop, as tasks would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+try:
+    import uvloop
+except ImportError:  # optional: the stock loop then
+    uvloop = None
+
+#: the event loop the facades run on, for test ids and reports
+LOOP_NAME = "uvloop" if uvloop is not None else "asyncio"
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+
+
+class LoopThread:
+    """An event loop running in a daemon thread until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.loop = new_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="aio-facade", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class BlockingFacade:
+    """``target``'s coroutine methods as blocking calls on ``loop``; other attributes as they are."""
+
+    def __init__(self, target: Any, loop: LoopThread) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_loop", loop)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name == "cursor":
+            return lambda *args: CursorFacade(attr(*args), self._loop)
+        if inspect.iscoroutinefunction(attr):
+            return lambda *args, **kwargs: self._loop.run(attr(*args, **kwargs))
+        return attr
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __enter__(self) -> BlockingFacade:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class CursorFacade(BlockingFacade):
+    """An ``AsyncCursor`` as a blocking cursor: ``with``, ``for`` and every method."""
+
+    def __enter__(self) -> CursorFacade:
+        self._loop.run(self._target.__aenter__())
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._loop.run(self._target.__aexit__(*exc_info))
+
+    def __iter__(self) -> Iterator[Any]:
+        walk = self._target.__aiter__()
+        while True:
+            try:
+                yield self._loop.run(walk.__anext__())
+            except StopAsyncIteration:
+                return
+
+
+def client(driver: str, loop: LoopThread, **kwargs: Any) -> Any:
+    """A ``KyotoTycoon`` (``driver="sync"``) or an ``AsyncKyotoTycoon`` behind a facade (``"async"``)."""
+    from kyototycoon import KyotoTycoon
+    from kyototycoon.aio import AsyncKyotoTycoon
+
+    return BlockingFacade(AsyncKyotoTycoon(**kwargs), loop) if driver == "async" else KyotoTycoon(**kwargs)
