@@ -22,7 +22,13 @@ from typing import Any
 from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
 from kyototycoon._codec.binary import ErrorResponse as _ErrorResponse
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut, server_error
-from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_response, simple_response_size
+from kyototycoon.protocol.http import (
+    Response,
+    ResponseReader,
+    parse_simple_response,
+    parse_simple_response_parts,
+    simple_response_size,
+)
 from kyototycoon.spec.binary import Magic
 
 _RECV_SIZE = 16 * 1024  # measured: smaller buffers cost less per small answer; big ones take a few recvs
@@ -172,10 +178,10 @@ class Connection:
                 have += len(more)
         except OSError as exc:
             raise self._lost(exc, True) from None
-        data = b"".join(chunks)
-        resp = parse_simple_response(data, method) if have == size else None
+        # the body stays in the parts it came in: a decoder takes them one by one (no joined copy)
+        resp = parse_simple_response_parts(chunks, method) if have == size else None
         if resp is None:  # bytes past the answer: the reader keeps them for the next one
-            return self._http_read(method, timeout, None, data)
+            return self._http_read(method, timeout, None, b"".join(chunks))
         if timeout is not None:
             self._restore_timeout()
         self.exchanges += 1
