@@ -17,6 +17,7 @@ from typing import Any, Callable
 from kyototycoon._codec import binary as codec
 from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError
 from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
+from kyototycoon.protocol.framing import GetBulkInto
 from kyototycoon.protocol.http import Response
 from kyototycoon.spec.binary import XT_NONE as _XT_NONE
 from kyototycoon.spec.binary import Flag, Magic
@@ -643,8 +644,8 @@ class BinaryKyotoTycoon(KyotoTycoon):
     (they then return True without knowing the outcome).
     """
 
-    def _binary(self, request: bytes, magic: int, idempotent: bool) -> Any:
-        return (self._pool or self._get_pool()).binary(request, magic, idempotent)
+    def _binary(self, request: bytes, magic: int, idempotent: bool, into: GetBulkInto | None = None) -> Any:
+        return (self._pool or self._get_pool()).binary(request, magic, idempotent, None, into)
 
     def _send(self, request: bytes) -> bool:
         pool = self._pool or self._get_pool()
@@ -684,13 +685,9 @@ class BinaryKyotoTycoon(KyotoTycoon):
         if type(db) is not int or db & ~0xFFFF:
             db = db_index(db)
         request = codec.encode_get_bulk_request(0, [(db, k) for k in wanted])
-        records = self._binary(request, _GET_BULK, True)[0]
+        # the answer's records go straight into the result, as they arrive
+        found = self._binary(request, _GET_BULK, True, GetBulkInto(wanted))[0]
         unpack = self._unpack
-        try:
-            found = {wanted[k]: v for _, _, k, v in records}
-        except KeyError as exc:
-            raise ProtocolError(f"get_bulk: the server answered a key not asked for: {exc.args[0]!r}"
-                                ) from None
         # a second pass only for packers that transform (a KeyError there is the packer's own)
         return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 

@@ -22,6 +22,7 @@ from typing import Any
 from kyototycoon._codec.binary import RESPONSES_DECODERS, RESPONSES_EXACT_DECODERS
 from kyototycoon._codec.binary import ErrorResponse as _ErrorResponse
 from kyototycoon.errors import ConnectionLost, ProtocolError, TimedOut, server_error
+from kyototycoon.protocol.framing import GetBulkInto
 from kyototycoon.protocol.http import (
     Response,
     ResponseReader,
@@ -239,8 +240,14 @@ class Connection:
 
     # ------------------------------------------------------------ binary
 
-    def _read_binary(self, data: bytes, magic: int) -> Any:
-        """The rest of a binary answer whose first read (``data``) did not hold it all."""
+    def _read_binary(self, data: bytes, magic: int, into: GetBulkInto | None = None) -> Any:
+        """The rest of a binary answer whose first read (``data``) did not hold it all.
+
+        With ``into``, an answer of that frame (not an error frame) is decoded
+        into it as it arrives, and the frame returned is ``(into.result,)``.
+        """
+        if into is not None and data and data[0] == magic:
+            return self._read_into(data, into)
         sock = self.sock
         buf = b""
         chunks: list[bytes] = []
@@ -286,6 +293,26 @@ class Connection:
         raise ConnectionLost("connection closed by the server before answering")
 
 
+    def _read_into(self, data: bytes, into: GetBulkInto) -> Any:
+        """:meth:`_read_binary` decoding as the bytes arrive: no whole answer held beside its records."""
+        sock = self.sock
+        have = 0
+        try:
+            while data:
+                have += len(data)
+                if into.feed(data):
+                    self.exchanges += 1
+                    return (into.result,)
+                data = sock.recv(_BIG_RECV_SIZE)
+        except OSError as exc:
+            raise self._lost(exc, True) from None
+        except ProtocolError:
+            self.close()
+            raise
+        self.close()
+        raise ConnectionLost(f"connection closed in the middle of an answer ({have} bytes read)")
+
+
 class Pool:
     """Idle connections to one server, shared by threads.
 
@@ -314,12 +341,14 @@ class Pool:
         """Always a new connection (after a stale one)."""
         return Connection(self.address, self.timeout)
 
-    def binary(self, request: bytes, magic: int, idempotent: bool, conn: Connection | None = None) -> Any:
+    def binary(self, request: bytes, magic: int, idempotent: bool, conn: Connection | None = None,
+               into: GetBulkInto | None = None) -> Any:
         """One binary exchange on a connection of the pool's (or ``conn``): the answer frame, read by index.
 
         A reused connection the server closed before answering is replaced and
         the request sent again, once, when ``idempotent``. The server's error
-        frame (0xBF) raises :class:`~kyototycoon.errors.ServerError`.
+        frame (0xBF) raises :class:`~kyototycoon.errors.ServerError`. ``into``
+        decodes a get_bulk answer as it arrives (see :meth:`Connection._read_binary`).
         """
         # Every binary call comes here: the common case (an idle connection, an answer of at
         # most one record whole in one read) runs inline, all else goes to _binary_rest.
@@ -334,10 +363,12 @@ class Pool:
             sock.sendall(request)
             data = sock.recv(_RECV_SIZE)
         except OSError as exc:
-            return self._binary_rest(conn, request, magic, idempotent, b"", exc)
+            return self._binary_rest(conn, request, magic, idempotent, b"", exc, into)
         except BaseException:
             conn.close()
             raise
+        if into is not None:
+            return self._binary_rest(conn, request, magic, idempotent, data, None, into)
         frame = RESPONSES_EXACT_DECODERS[magic](data)  # a plain tuple, or None: not that shape
         if frame is None:
             return self._binary_rest(conn, request, magic, idempotent, data, None)
@@ -349,15 +380,15 @@ class Pool:
         return frame
 
     def _binary_rest(self, conn: Connection, request: bytes, magic: int, idempotent: bool,
-                     data: bytes, error: OSError | None) -> Any:
+                     data: bytes, error: OSError | None, into: GetBulkInto | None = None) -> Any:
         """The rest of :meth:`binary` after its first read (``data``) or socket ``error``."""
         try:
             if error is not None:
                 raise conn._lost(error, False)
-            frame = conn._read_binary(data, magic)
+            frame = conn._read_binary(data, magic, into)
         except StaleConnection as exc:
             # once, on a new connection (a new one is never stale)
-            return self.binary(request, magic, False, self.after_stale(exc, idempotent))
+            return self.binary(request, magic, False, self.after_stale(exc, idempotent), into)
         except BaseException:
             conn.close()
             raise

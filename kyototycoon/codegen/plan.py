@@ -430,6 +430,8 @@ def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
         "fixed": struct_size(ints),
         "fields": [{"name": n, "blob": any(b.name == n for b in blobs)} for n in names],
         "arity": len(names),
+        # records of a key and a value also decode straight into a dict (get_bulk's answer)
+        "into": "key" in blob_of.values() and "value" in blob_of.values(),
     }
 
 
