@@ -159,3 +159,57 @@ def test_parts_response_joins_only_when_read_and_hands_parts_over():
     assert http.parse_simple_response_parts([*parts, b"x"], b"POST") is None  # bytes past it
     plain = http.parse_simple_response(answer, b"POST")
     assert list(plain.take_body()) == [body] and plain.body == b""
+
+
+# ---------------------------------------------------------------- bulk records of a mapping
+
+# str (one that UTF-8 cannot encode too), bytes, and a key key_bytes refuses
+_keys = st.one_of(st.text(max_size=8), st.binary(max_size=8), st.integers(),
+                  st.sampled_from(["\ud800", "caf\u00e9"]))
+_values = st.one_of(st.binary(max_size=10), st.text(max_size=5), st.integers())
+
+
+def _records(mapping, pack, prefix, head, c_loops):
+    from kyototycoon import packers
+    from kyototycoon.client.wire import key_bytes
+
+    saved = packers._K
+    if not c_loops:
+        packers._K = None
+    try:
+        return ("ok", packers.bulk_records(mapping, pack, key_bytes, prefix, head))
+    except Exception as exc:  # noqa: BLE001 - the same error either way is the point
+        return ("raised", type(exc))
+    finally:
+        packers._K = saved
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_keys, _values, max_size=6),
+       st.sampled_from(["identity", "pickle", "str"]), st.sampled_from([b"", b"_"]),
+       st.sampled_from([(), (0, 7)]))
+def test_bulk_records_is_the_python_loop(mapping, packer, prefix, head):
+    from kyototycoon import packers
+
+    if packers._K is None:
+        pytest.skip("the C loops are not built (or switched off)")
+    pack = {"identity": packers._identity, "pickle": packers._pickle_pack, "str": str}[packer]
+    assert _records(mapping, pack, prefix, head, True) == _records(mapping, pack, prefix, head, False)
+
+
+def test_bulk_records_of_a_mapping_that_is_not_a_dict_and_a_packer_that_changes_it():
+    from collections import OrderedDict
+
+    from kyototycoon import packers
+    from kyototycoon.client.wire import key_bytes
+
+    ordered = OrderedDict([("a", b"1"), (b"b", b"2")])
+    assert packers.bulk_records(ordered, packers._identity, key_bytes, b"_") == [(b"_a", b"1"), (b"_b", b"2")]
+    mapping = {"a": b"1", "b": b"2"}
+
+    def grows(value: bytes) -> bytes:
+        mapping[value + b"!"] = value
+        return value
+
+    with pytest.raises(RuntimeError, match="changed size"):
+        packers.bulk_records(mapping, grows, key_bytes)

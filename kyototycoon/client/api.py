@@ -16,7 +16,14 @@ from typing import Any, Callable
 
 from kyototycoon._codec import binary as codec
 from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError
-from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
+from kyototycoon.packers import (
+    KT_PACKER_BYTES,
+    KT_PACKER_PICKLE,
+    KT_PACKER_STRING,
+    _identity,
+    bulk_records,
+    make_packer,
+)
 from kyototycoon.protocol.framing import GetBulkInto
 from kyototycoon.protocol.http import Response
 from kyototycoon.spec.binary import XT_NONE as _XT_NONE
@@ -66,11 +73,7 @@ _CONCATENABLE = (KT_PACKER_BYTES, KT_PACKER_STRING)
 
 def _bulk_records(kv_dict: Mapping[Any, Any], pack: Callable[[Any], bytes], prefix: bytes) -> Pairs:
     """``prefix + key -> packed value`` records of a bulk write (the hot loop of ``set_bulk``)."""
-    items = kv_dict.items()
-    # str keys and the bytes packer are the common case: skip the per-record calls
-    if pack is _identity:
-        return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), v) for k, v in items]
-    return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), pack(v)) for k, v in items]
+    return bulk_records(kv_dict, pack, key_bytes, prefix)
 
 
 def _db_or_none(db: object) -> bytes | None:
@@ -712,12 +715,7 @@ class BinaryKyotoTycoon(KyotoTycoon):
             return 0
         d = db_index(db)
         xt = binary_xt(expire)
-        pack = self._pack
-        items = kv_dict.items()
-        if pack is _identity:  # the common case skips a call a record
-            records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), v) for k, v in items]
-        else:
-            records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), pack(v)) for k, v in items]
+        records = bulk_records(kv_dict, self._pack, key_bytes, b"", (d, xt))
         request = codec.encode_set_bulk_request(_NO_REPLY if no_reply else 0, records)
         if no_reply:
             self._send(request)

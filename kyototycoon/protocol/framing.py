@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from ..errors import FrameTooLarge, ProtocolError
+from ..spec.binary import Magic
 
 Decoder = Callable[..., tuple[Optional[Any], int]]
 
@@ -154,8 +155,7 @@ class GetBulkInto:
     _HEAD = struct.Struct(">BI")
 
     def __init__(self, wanted: dict[bytes, Any]) -> None:
-        from kyototycoon._codec import binary as codec  # not at import: the server does not need it
-
+        codec = _binary_codec()
         self.wanted = wanted
         self.result: dict[Any, bytes] = {}
         self._decode = None if codec._K is None else codec._K.decode_get_bulk_response_records_into
@@ -170,8 +170,6 @@ class GetBulkInto:
         """Decode what ``data`` completes; True once the whole answer is in :attr:`result`."""
         if self._decode is None:
             return self._feed_python(data)
-        from kyototycoon.spec.binary import Magic
-
         buf = self._buf + data if self._buf else data
         pos = 0
         if self._left is None:
@@ -179,8 +177,8 @@ class GetBulkInto:
                 self._buf = buf
                 return False
             magic, self._left = self._HEAD.unpack_from(buf)
-            if magic != Magic.GET_BULK:
-                raise ProtocolError(f"bad frame: expected 0x{Magic.GET_BULK:02X}, got 0x{magic:02X}", 0)
+            if magic != _GET_BULK:
+                raise ProtocolError(f"bad frame: expected 0x{_GET_BULK:02X}, got 0x{magic:02X}", 0)
             pos = self._HEAD.size
         try:
             end, _, done = self._decode(buf, pos, self._left, self.wanted, self.result)
@@ -195,8 +193,7 @@ class GetBulkInto:
         return True
 
     def _feed_python(self, data: bytes) -> bool:
-        from kyototycoon._codec import binary as codec
-
+        codec = _binary_codec()
         self._parts.append(data)
         self._have += len(data)
         if self._have < self._need:
@@ -217,6 +214,19 @@ class GetBulkInto:
             except KeyError:
                 raise _not_asked(k) from None
         return True
+
+
+_GET_BULK = int(Magic.GET_BULK)
+_CODEC: list = []
+
+
+def _binary_codec() -> Any:
+    """The generated binary codec, imported on first use (importing this module does not need it)."""
+    if not _CODEC:
+        from kyototycoon._codec import binary
+
+        _CODEC.append(binary)
+    return _CODEC[0]
 
 
 def _not_asked(key: bytes) -> ProtocolError:
