@@ -337,7 +337,7 @@ class BulkDecoder:
         self._code = None if _K is None or self._enc == "Q" else _ENC_CODE[self._enc]
         self._wanted = wanted
         self._out: Any = [] if wanted is None else {}
-        self._rest = b""
+        self._rest: list[bytes] = []  # the line still arriving, in parts (joined once, when it ends)
 
     def feed(self, data: bytes) -> None:
         """Decode the complete lines of ``data`` (after what was left of the last feed)."""
@@ -345,21 +345,21 @@ class BulkDecoder:
             return
         last = data.rfind(b"\n")
         if last < 0:
-            self._rest += data
+            self._rest.append(data)
             return
         start = 0
         if self._rest:
-            first = data.find(b"\n") + 1
-            self._block(self._rest + data[:first], 0, None)
-            start = first
+            start = data.find(b"\n") + 1
+            self._rest.append(data[:start])
+            self._block(b"".join(self._rest), 0, None)
         self._block(data, start, last + 1)
-        self._rest = data[last + 1 :]
+        self._rest = [data[last + 1 :]] if last + 1 < len(data) else []
 
     def close(self) -> Any:
         """Decode the last line (one without LF) and return the records."""
         if self._rest:
-            self._block(self._rest, 0, None)
-            self._rest = b""
+            self._block(b"".join(self._rest), 0, None)
+            self._rest = []
         return self._out
 
     def _block(self, data: bytes, start: int, end: int | None) -> None:
