@@ -97,13 +97,13 @@ def main() -> None:
             server.wait(10)
     print(f"\npeak client memory (tracemalloc) of get_bulk of {args.records:,} records of {args.size} bytes; "
           f"C loops {'on' if tsv._K is not None and codec._K is not None else 'off'}\n")
-    print("| protocol | value  | peak MB | dict MB | peak/dict | target    |        |")
-    print("|----------|--------|--------:|--------:|----------:|-----------|--------|")
+    print("| protocol | value  | peak MB | dict MB | peak/dict | target         |        |")
+    print("|----------|--------|--------:|--------:|----------:|----------------|--------|")
     for protocol, kind, peak, size in rows:
         ratio = peak / size
         verdict = "ok" if ratio <= TARGET else "MISSED"
         print(f"| {protocol:8} | {kind:6} | {peak / 1e6:7.1f} | {size / 1e6:7.1f} | {ratio:8.2f}x "
-              f"| <= {TARGET}x dict | {verdict:6} |")
+              f"| <= {TARGET}x dict   | {verdict:6} |")
 
 
 if __name__ == "__main__":
