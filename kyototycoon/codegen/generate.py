@@ -88,6 +88,10 @@ def _frame_context(name: str, ir: StructIR, structs: StructTable, kernels: dict[
         "decode": decode,
         "result_args": ", ".join(var(0, v) for v in values),
         "one": one_record_plan(ir, structs),
+        # records of a key and a value also decode into a dict: the C loop's Python twin
+        "into": None if not (kernel and kernel["into"]) else {
+            **kernel, "struct": structs.name_for(">" + "".join(f["fmt"] for f in kernel["ints"])),
+            "targets": "".join(f"_f_{f['name']}, " for f in kernel["ints"]).rstrip(" ")},
     }
 
 

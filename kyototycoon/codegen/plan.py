@@ -418,7 +418,7 @@ def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
         measures = blob_of.get(f.name)
         if f.rebuild is not None and f.rebuild != f"len({measures})":
             return None
-        out_ints.append({"name": f.name, "ctype": ctype, "signed": signed, "size": size,
+        out_ints.append({"name": f.name, "fmt": f.fmt, "ctype": ctype, "signed": signed, "size": size,
                          "blob": measures, "value": f.rebuild is None})
     names = item.value_fields
     return {

@@ -145,31 +145,24 @@ class GetBulkInto:
     straight into :attr:`result` (no frame, no list of record tuples) and
     only the unread part of one record is kept, so a large answer costs about
     the dict it gives. A key not in ``wanted`` is a :class:`ProtocolError`.
-    Without the C loops the answer is gathered and decoded whole by the
-    generated Python decoder (the same records, more memory).
+    The records are read by the codec's generated
+    ``decode_get_bulk_response_records_into`` (its C loop when built).
     """
 
-    __slots__ = ("_buf", "_decode", "_have", "_left", "_need", "_parts", "_state", "result", "wanted")
+    __slots__ = ("_buf", "_decode", "_left", "result", "wanted")
 
     # the frame's head in the spec (kyototycoon.spec.binary.GetBulkResponse): magic, then the record count
     _HEAD = struct.Struct(">BI")
 
     def __init__(self, wanted: dict[bytes, Any]) -> None:
-        codec = _binary_codec()
         self.wanted = wanted
         self.result: dict[Any, bytes] = {}
-        self._decode = None if codec._K is None else codec._K.decode_get_bulk_response_records_into
+        self._decode = _binary_codec().decode_get_bulk_response_records_into
         self._buf = b""
         self._left: int | None = None  # records still to come, once the head is read
-        self._parts: list[bytes] = []  # the Python path: the answer so far
-        self._have = 0
-        self._need = 1
-        self._state: dict = {}
 
     def feed(self, data: bytes) -> bool:
         """Decode what ``data`` completes; True once the whole answer is in :attr:`result`."""
-        if self._decode is None:
-            return self._feed_python(data)
         buf = self._buf + data if self._buf else data
         pos = 0
         if self._left is None:
@@ -190,29 +183,6 @@ class GetBulkInto:
             return False
         if self._buf:
             raise ProtocolError(f"{len(self._buf)} unexpected bytes after the answer", end)
-        return True
-
-    def _feed_python(self, data: bytes) -> bool:
-        codec = _binary_codec()
-        self._parts.append(data)
-        self._have += len(data)
-        if self._have < self._need:
-            return False
-        buf = b"".join(self._parts)
-        self._parts = [buf]
-        frame, end = codec.decode_get_bulk_response(buf, 0, None, self._state)
-        if frame is None:
-            self._need = end  # resumed from where it stopped when that much has arrived
-            return False
-        if end != len(buf):
-            raise ProtocolError(f"{len(buf) - end} unexpected bytes after the answer", end)
-        self._parts = []
-        wanted, result = self.wanted, self.result
-        for _, _, k, v in frame.records:
-            try:
-                result[wanted[k]] = v
-            except KeyError:
-                raise _not_asked(k) from None
         return True
 
 
