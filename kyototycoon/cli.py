@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Optional, Union
 
@@ -446,7 +446,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             out.write(json_line(event_json(event)))
             out.flush()  # one event per line, as it happens: for pipes
     finally:
-        stream.close()
+        _close(stream)
     return 0
 
 
@@ -639,7 +639,7 @@ def demo_session(host: str, port: int, timeout: float, say: Callable[[str], None
                     break
         finally:
             watchdog.cancel()
-            stream.close()
+            _close(stream)
         removed = kt.remove_bulk([f"{DEMO_PREFIX}greeting", f"{DEMO_PREFIX}visits", *users])
         say(f"\n# cleanup: removed {removed} demo records; {kt.count()} records left in db 0")
         if seen < written:
@@ -835,6 +835,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         return 130
+
+
+def _close(stream: Iterator[Any]) -> None:
+    """End a replication stream now (its generator's cleanup runs here, not when it is collected)."""
+    if isinstance(stream, Generator):
+        stream.close()
 
 
 def _missing_extra(exc: ModuleNotFoundError) -> bool:

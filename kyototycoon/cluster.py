@@ -145,14 +145,14 @@ class KetamaRing:
 
 def _parse_spec(spec: ServerSpec) -> tuple[str, int, int]:
     if isinstance(spec, str):
-        host, sep, port = spec.rpartition(":")
-        if not sep or not port.isdigit():
+        host, sep, port_text = spec.rpartition(":")
+        if not sep or not port_text.isdigit():
             raise ValueError(f"a server is 'host:port', got {spec!r}")
-        return host, int(port), 1
+        return host, int(port_text), 1
     if len(spec) == 2:
         return spec[0], int(spec[1]), 1
     if len(spec) == 3:
-        host, port, weight = spec  # type: ignore[misc]
+        host, port, weight = spec
         if type(weight) is not int or weight < 1:
             raise ValueError(f"a server's weight must be a positive int, got {weight!r}")
         return host, int(port), weight
@@ -463,7 +463,7 @@ class ShardedKyotoTycoon:
         return results, failure
 
     def _keyed(self, method: str, args: tuple, kwargs: dict) -> Any:
-        key = args[0] if args else kwargs.get("key")
+        key: Any = args[0] if args else kwargs.get("key")  # None: server_for says what is wrong
         return self._run(self._servers[self.server_for(key)], method, args, kwargs)
 
     def _split(self, keys: Iterable[Any]) -> dict[str, list]:

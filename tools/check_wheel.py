@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import importlib.util
 import socket
 import subprocess
@@ -29,6 +30,8 @@ def check_codecs(pure: bool) -> None:
         assert importlib.util.find_spec(name) is not None, f"{name} is not installed"
     for top in ("spec", "codegen", "_codec"):
         assert importlib.util.find_spec(top) is None, f"top-level {top!r} is installed"
+    # PEP 561: type checkers read the package's own hints only when it says it has them
+    assert importlib.resources.files("kyototycoon").joinpath("py.typed").is_file(), "py.typed is missing"
     if pure:
         assert binary._K is None, f"a pure-Python wheel holds C loops: {binary._K}"
         assert tsv_loops is None, f"a pure-Python wheel holds C loops: {tsv_loops}"

@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         stale = check(args.out)
-        for path in stale:
-            print(f"stale: {path}", file=sys.stderr)
+        for name in stale:
+            print(f"stale: {name}", file=sys.stderr)
         return 1 if stale else 0
     for path in write(args.out):
         print(f"wrote {path}")

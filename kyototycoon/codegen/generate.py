@@ -23,6 +23,7 @@ from .plan import (
     nested_classes,
     one_record_plan,
     tsv_kernel_plan,
+    typed_params,
     var,
 )
 
@@ -47,11 +48,19 @@ def kernel_module_name(spec_name: str) -> str:
     return f"_k_{spec_name}"
 
 
+def _source_of(spec: ModuleType) -> Path:
+    """The file a spec module was loaded from (its digest goes into the generated code)."""
+    path = inspect.getsourcefile(spec)
+    if path is None:
+        raise RuntimeError(f"{spec.__name__} has no source file to generate from")
+    return Path(path)
+
+
 def _kernel_body(spec: ModuleType, kernels: list[dict], frames: list[dict]) -> str | None:
     """C source (without its digest line) of a module's bulk loops and one-record codecs."""
     if not kernels:  # only the bulk frames are worth an extension; their one-record codecs come along
         return None
-    source = Path(inspect.getsourcefile(spec))
+    source = _source_of(spec)
     text = _env.get_template("kernels.c.j2").render(
         spec_module=spec.__name__,
         spec_path=f"kyototycoon/spec/{source.name}",
@@ -83,6 +92,7 @@ def _frame_context(name: str, ir: StructIR, structs: StructTable, kernels: dict[
         "name": name,
         "cls": class_name(name),
         "params": ", ".join(var(0, v) for v in values),
+        "typed_params": ", ".join(typed_params(ir)),
         "encode": encode,
         "single_pack": single,
         "decode": decode,
@@ -141,7 +151,7 @@ def _render(spec: ModuleType) -> tuple[str, str | None]:
         for group in GROUPS
         if hasattr(spec, group)
     }
-    source = Path(inspect.getsourcefile(spec))
+    source = _source_of(spec)
     text = _env.get_template("module.py.j2").render(
         spec_module=spec.__name__,
         spec_path=f"kyototycoon/spec/{source.name}",
@@ -224,7 +234,7 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     except ImportError as exc:  # a build without setuptools: the Python loops, not a failed install
         return [], [f"setuptools is needed to build them ({exc})"]
 
-    class BuildKernels(build_ext):  # type: ignore[misc]
+    class BuildKernels(build_ext):
         def build_extensions(self) -> None:
             if self.compiler.compiler_type in ("unix", "mingw32", "cygwin"):
                 for ext in self.extensions:  # GCC and Clang spellings; MSVC takes its defaults
@@ -248,7 +258,7 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     with tempfile.TemporaryDirectory(prefix="kyototycoon-build-") as tmp:
         dist = Distribution({"name": "kyototycoon-kernels", "ext_modules": extensions})
         dist.script_args = []
-        dist.verbose = 0
+        dist.verbose = False
         command = BuildKernels(dist)
         command.build_lib = str(Path(tmp, "lib"))
         command.build_temp = str(Path(tmp, "temp"))

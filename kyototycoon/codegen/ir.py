@@ -200,7 +200,7 @@ def _walk_field(owner: str, fname: str, sub: Any) -> AnyField:
         if not isinstance(sub.keyfunc, cexpr.Path):
             raise UnsupportedConstruct(f"{owner}.{fname}: Switch key must be a field")
         cases: dict[int, SwitchCase] = {}
-        labels = {}
+        labels: dict[int, int] = {}  # id(body) -> its first numeric key
         for key, body in sub.cases.items():
             if isinstance(key, int):
                 labels.setdefault(id(body), key)

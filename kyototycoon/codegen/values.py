@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ir import ArrayField, IntField, StructIR, SwitchField
+from .ir import ArrayField, IntField, StructIR, SwitchCase, SwitchField
 
 
 def to_construct(ir: StructIR, values: tuple) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def to_construct(ir: StructIR, values: tuple) -> dict[str, Any]:
 
 def from_construct(ir: StructIR, container: Any) -> tuple:
     """A construct ``Container`` -> the values the generated decoder returns."""
-    out = []
+    out: list[Any] = []
     for name in ir.value_fields:
         f = ir.field(name)
         value = container[name]
@@ -55,7 +55,7 @@ def _int(f: Any, value: Any) -> int:
     return int(value)
 
 
-def _case(f: SwitchField, key: Any):
+def _case(f: SwitchField, key: Any) -> SwitchCase:
     number = _int(None, key)
     for case in f.cases:
         if case.value == number:

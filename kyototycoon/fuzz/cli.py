@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .session import FORMAT, Limits, probe, read_reproducer, run_case, run_session, write_reproducer
+from .cases import Case
+from .session import FORMAT, Limits, Outcome, probe, read_reproducer, run_case, run_session, write_reproducer
 from .targets import Finding, all_targets, check, fuzz_decoders
 
 DEFAULT_OUT = Path("fuzz-findings")
@@ -62,7 +63,7 @@ def _fuzz_server(args: argparse.Namespace, limits: Limits) -> int:
         print(f"{args.host}:{args.port} does not answer a get_bulk: {alive.detail}", file=sys.stderr)
         return 2
 
-    def report_finding(case, outcome, path) -> None:
+    def report_finding(case: Case, outcome: Outcome, path: Path | None) -> None:
         print(f"{outcome.finding}: {case.label}: {outcome.detail} -> {path}", flush=True)
 
     print(f"fuzzing {args.host}:{args.port} for {args.seconds:g} s, seed {args.seed}", flush=True)

@@ -124,7 +124,8 @@ def random_values(
     ``known_flags_only`` keeps flag fields to named bits (construct drops
     unknown bits when parsing, so differential tests need it).
     """
-    again = {"max_records": max_records, "max_bytes": max_bytes, "known_flags_only": known_flags_only}
+    again: dict[str, Any] = {"max_records": max_records, "max_bytes": max_bytes,
+                             "known_flags_only": known_flags_only}
     drawn: dict[str, Any] = {}
     for f in ir.fields:
         if getattr(f, "const", None) is not None or getattr(f, "rebuild", None) is not None:
@@ -156,9 +157,9 @@ def _scalar(f: AnyField, choices: Choices, max_bytes: int, known_flags_only: boo
     raise TypeError(f"no generator for {f!r}")
 
 
-def random_frame(codec: FrameCodec, choices: Choices, **limits: int) -> bytes:
+def random_frame(codec: FrameCodec, choices: Choices, *, max_records: int = 4, max_bytes: int = 32) -> bytes:
     """The bytes of one valid frame of ``codec``'s schema."""
-    return codec.encode(*random_values(codec.ir, choices, **limits))
+    return codec.encode(*random_values(codec.ir, choices, max_records=max_records, max_bytes=max_bytes))
 
 
 # ------------------------------------------------------------------ layout

@@ -38,6 +38,14 @@ def _replace(wire: bytes, span: Span, new: bytes) -> bytes:
     return wire[: span.start] + new + wire[span.end :]
 
 
+def _int_field(span: Span) -> IntField:
+    """The field of a ``const``, ``enum`` or ``flags`` span: only integer fields have those roles."""
+    f = span.field
+    if not isinstance(f, IntField):
+        raise TypeError(f"{span.path}: a {span.role} span of a {type(f).__name__}")
+    return f
+
+
 def _pick(spans: list[Span], choices: Choices, *roles: str) -> Span | None:
     matching = [s for s in spans if s.role in roles]
     return choices.choice(matching) if matching else None
@@ -96,7 +104,7 @@ def unknown_constant(wire: bytes, spans: list[Span], choices: Choices) -> bytes 
     span = _pick(spans, choices, "const")
     if span is None:
         return None
-    low, high = int_range(span.field.fmt)
+    low, high = int_range(_int_field(span).fmt)
     other = choices.integer(low, high - 1)
     return _replace(wire, span, _encode_int(span, other if other < span.value else other + 1))
 
@@ -106,8 +114,9 @@ def unknown_enum(wire: bytes, spans: list[Span], choices: Choices) -> bytes | No
     span = _pick(spans, choices, "enum")
     if span is None:
         return None
-    low, high = int_range(span.field.fmt)
-    unnamed = [v for v in range(low, min(high, low + 255) + 1) if v not in span.field.enum]
+    field = _int_field(span)
+    low, high = int_range(field.fmt)
+    unnamed = [v for v in range(low, min(high, low + 255) + 1) if v not in (field.enum or {})]
     return _replace(wire, span, _encode_int(span, choices.choice(unnamed))) if unnamed else None
 
 
@@ -116,7 +125,7 @@ def odd_flags(wire: bytes, spans: list[Span], choices: Choices) -> bytes | None:
     span = _pick(spans, choices, "flags")
     if span is None:
         return None
-    return _replace(wire, span, _encode_int(span, choices.integer(*int_range(span.field.fmt))))
+    return _replace(wire, span, _encode_int(span, choices.integer(*int_range(_int_field(span).fmt))))
 
 
 def trailing_garbage(wire: bytes, spans: list[Span], choices: Choices) -> bytes | None:

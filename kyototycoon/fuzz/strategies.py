@@ -42,7 +42,7 @@ def values(
     """
 
     @st.composite
-    def draw_values(draw) -> tuple:
+    def draw_values(draw: st.DrawFn) -> tuple:
         return random_values(
             ir,
             DrawChoices(draw),
@@ -60,7 +60,7 @@ T = TypeVar("T")
 class DrawChoices:
     """:class:`~.generate.Choices` that draw from hypothesis, so mutated inputs shrink."""
 
-    def __init__(self, draw):
+    def __init__(self, draw: st.DrawFn) -> None:
         self.draw = draw
 
     def integer(self, low: int, high: int) -> int:
@@ -85,7 +85,7 @@ def mutated_frames(
     codec = frame_codecs()[(module, name)]
 
     @st.composite
-    def draw_mutated(draw) -> tuple[str, bytes]:
+    def draw_mutated(draw: st.DrawFn) -> tuple[str, bytes]:
         fields = draw(values(codec.ir, max_records=max_records, max_bytes=max_bytes))
         wire = codec.encode(*fields)
         spans, _ = scan_layout(codec.ir, wire)

@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .._codec import binary as binary_codec
@@ -319,7 +319,7 @@ def check(target: Target, data: bytes, time_budget: float = TIME_BUDGET) -> Find
 @dataclass
 class DecoderReport:
     cases: int = 0
-    findings: list[Finding] | None = None
+    findings: list[Finding] = field(default_factory=list)
 
 
 def fuzz_decoders(

@@ -287,7 +287,7 @@ class Response(_Message):
         return f"<Response {self.status} {self.reason!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
 
 
-_BODY_SLOT = _Message.body  # the slot under PartsResponse's body property
+_BODY_SLOT: Any = _Message.__dict__["body"]  # the slot under PartsResponse's body property
 
 
 class PartsResponse(Response):
@@ -298,8 +298,9 @@ class PartsResponse(Response):
     """
 
     __slots__ = ("_parts",)
+    _parts: list[bytes] | None
 
-    @property  # type: ignore[override]
+    @property
     def body(self) -> bytes:
         parts = self._parts
         if parts is not None:
@@ -439,7 +440,7 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
 
 def _start_response(cls: type, minor: bytes, status: int, reason: bytes | None, head: bytes) -> Any:
     """A response of the quick path, all but its body: headers are parsed from ``head`` when read."""
-    resp = _new_response(cls)
+    resp: Any = _new_response(cls)
     resp.status = status
     resp.reason = reason.decode("latin-1") if reason else ""
     if minor == b"1":

@@ -314,7 +314,7 @@ def decode_bulk(
     """
     decoder = BulkDecoder(colenc, wanted)
     if isinstance(body, (bytes, bytearray, memoryview)):
-        decoder.feed(body)
+        decoder.feed(bytes(body))
     else:
         for part in body:
             decoder.feed(part)

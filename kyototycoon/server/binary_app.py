@@ -56,10 +56,10 @@ def _get_bulk(server: Server, frame: codec.GetBulkRequest) -> bytes:
     found = []
     for db_index, run in groupby(records, _DB):
         if db_index < len(databases):
-            run = list(run)
-            hits = databases[db_index].get_bulk([key for _db, key in run])
+            asked = list(run)
+            hits = databases[db_index].get_bulk([key for _db, key in asked])
             # walk the request, not the dict: a key asked twice is answered twice, as by ktserver
-            for _db, key in run:
+            for _db, key in asked:
                 record = hits.get(key)
                 if record is not None:
                     found.append((db_index, record[1], key, record[0]))

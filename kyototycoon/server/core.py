@@ -21,7 +21,8 @@ import logging
 import os
 import time
 from collections import Counter
-from typing import Optional
+from collections.abc import Coroutine
+from typing import Any, Optional
 
 from kyototycoon._codec import binary as binary_codec
 from kyototycoon._codec import replication as replication_codec
@@ -175,7 +176,7 @@ class Server:
 
     # ------------------------------------------------------------ internals
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -323,6 +324,7 @@ class _KtConnection(_Connection):
                 await self.send(b"".join(answers))
                 if mode is None:
                     continue
+                assert frame_reader is not None  # dropped above only with mode None
                 if not frame_reader.buffered:
                     mode = None
                     continue

@@ -56,8 +56,22 @@ class Call:
     server: Server
     session: Session
     params: Params
-    db: Optional[Database]
-    cursor: Optional[Cursor]
+    database: Optional[Database]
+    cursor_or_none: Optional[Cursor]
+
+    @property
+    def db(self) -> Database:
+        """The database a ``"db"`` procedure works on (dispatch answers one without it beforehand)."""
+        if self.database is None:
+            raise errors.InvalidParameters(400, "no such database")
+        return self.database
+
+    @property
+    def cursor(self) -> Cursor:
+        """The cursor of a ``"cursor"`` procedure (dispatch answers one without it beforehand)."""
+        if self.cursor_or_none is None:
+            raise errors.InvalidParameters(400, "no such cursor")
+        return self.cursor_or_none
 
     def xt(self) -> int | None:
         """The ``xt`` parameter as ktserver reads it (None = never expires)."""
@@ -229,7 +243,7 @@ def do_seize(call: Call) -> Outmap:
 
 
 def do_set_bulk(call: Call) -> Outmap:
-    num = call.db.set_bulk(call.underscored(), call.xt(), call.flag(b"atomic"))
+    num = call.db.set_bulk(call.underscored().items(), call.xt(), call.flag(b"atomic"))
     return {b"num": b"%d" % num}
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Iterator, Mapping
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union, overload
 
 from kyototycoon import errors
 from kyototycoon.server.textnum import atoi
@@ -79,7 +79,14 @@ class ScriptRegistry(Mapping[str, ScriptProcedure]):
     def __init__(self, procedures: Mapping[str, ScriptProcedure] | None = None):
         self._procedures: dict[str, ScriptProcedure] = dict(procedures or {})
 
-    def register(self, name: str, proc: ScriptProcedure | None = None):
+    @overload
+    def register(self, name: str) -> Callable[[ScriptProcedure], ScriptProcedure]: ...
+
+    @overload
+    def register(self, name: str, proc: ScriptProcedure) -> ScriptProcedure: ...
+
+    def register(self, name: str, proc: ScriptProcedure | None = None
+                 ) -> ScriptProcedure | Callable[[ScriptProcedure], ScriptProcedure]:
         """Register ``proc`` as ``name``; without ``proc``, return a decorator."""
         if proc is None:
             def decorator(func: ScriptProcedure) -> ScriptProcedure:

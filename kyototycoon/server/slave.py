@@ -189,8 +189,8 @@ class ReplicationSlave:
                     self._started = False
                     self._session = asyncio.ensure_future(self._stream(host, port, start))
                     await asyncio.wait({self._session})
-                    session, self._session = self._session, None
-                    exc = None if session.cancelled() else session.exception()
+                    done, self._session = self._session, None
+                    exc = None if done.cancelled() else done.exception()
                     if exc is not None and not isinstance(
                             exc, (OSError, asyncio.TimeoutError, errors.KyotoTycoonException)):
                         raise exc

@@ -15,6 +15,7 @@ INT64_MAX = (1 << 63) - 1
 
 _INT_RE = re.compile(rb"[ \t\r\n\v\f]*([-+]?)([0-9]*)")
 _FLOAT_RE = re.compile(rb"[ \t\r\n\v\f]*([-+]?)([0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)")
+_MANTISSA_RE = re.compile(rb"[0-9]*\.?[0-9]*")
 
 
 def atoi(text: bytes) -> int:
@@ -45,5 +46,7 @@ def atof(text: bytes) -> float:
     try:
         value = float(number)
     except ValueError:  # e.g. "1e" cut short: keep the mantissa
-        value = float(re.match(rb"[0-9]*\.?[0-9]*", number).group(0) or b"0")
+        mantissa = _MANTISSA_RE.match(number)
+        assert mantissa is not None  # it matches the empty string too
+        value = float(mantissa.group(0) or b"0")
     return -value if match.group(1) == b"-" else value

@@ -24,6 +24,7 @@ its in-memory log: slaves and consumers resume by timestamp across a restart.
 
 from __future__ import annotations
 
+import builtins
 import os
 import struct
 from collections.abc import Iterator
@@ -168,7 +169,7 @@ class UlogFiles:
             out.append((path, size, top))
         return out
 
-    def remove(self, ts: int) -> list[str]:
+    def remove(self, ts: int) -> builtins.list[str]:  # (``list`` here is the method above)
         """Delete the files whose greatest ts is at most ``ts``, never the current one; their paths."""
         removed = []
         for path, _size, top in self.list()[:-1]:

@@ -13,6 +13,7 @@ counter`` that orders records written within one millisecond.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from construct import (
     Bytes,
@@ -95,20 +96,17 @@ RemoveBody = Struct(
 )
 
 _BODIES = {Op.SET: SetBody, Op.REMOVE: RemoveBody, Op.CLEAR: Pass}
+# keyed by name (what construct parses) and by number (what callers may build with)
+_BODY_CASES: dict[object, Any] = {
+    **{op.name: body for op, body in _BODIES.items()},
+    **{int(op): body for op, body in _BODIES.items()},
+}
 
 LogMessage = Struct(
     "sid" / Int16ub,
     "db" / Int16ub,
     "op" / Enum(Int8ub, Op),
-    # keyed by name (what construct parses) and by number (what callers may build with)
-    "body"
-    / Switch(
-        this.op,
-        {
-            **{op.name: body for op, body in _BODIES.items()},
-            **{int(op): body for op, body in _BODIES.items()},
-        },
-    ),
+    "body" / Switch(this.op, _BODY_CASES),
 )
 
 SCHEMAS = {

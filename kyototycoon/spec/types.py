@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 from construct import Construct, SizeofError, StreamError, stream_read, stream_write
 
 MAX_VARNUM_BYTES = 10  # 64 bits in 7-bit groups
@@ -11,7 +13,7 @@ class VarNum(Construct):
     """Kyoto Tycoon's base-128 number: 7-bit groups, most significant first,
     the high bit set on every byte but the last (unlike LEB128's ``VarInt``)."""
 
-    def _parse(self, stream, context, path):
+    def _parse(self, stream: IO[bytes], context: Any, path: str) -> int:
         value = 0
         for _ in range(MAX_VARNUM_BYTES):
             byte = stream_read(stream, 1, path)[0]
@@ -20,7 +22,7 @@ class VarNum(Construct):
                 return value
         raise StreamError(f"varnum longer than {MAX_VARNUM_BYTES} bytes", path=path)
 
-    def _build(self, obj, stream, context, path):
+    def _build(self, obj: Any, stream: IO[bytes], context: Any, path: str) -> int:
         if not isinstance(obj, int) or obj < 0:
             raise StreamError(f"varnum needs a non-negative int, got {obj!r}", path=path)
         groups = [obj & 0x7F]
@@ -31,5 +33,5 @@ class VarNum(Construct):
         stream_write(stream, bytes(reversed(groups)), len(groups), path)
         return obj
 
-    def _sizeof(self, context, path):
+    def _sizeof(self, context: Any, path: str) -> int:
         raise SizeofError("VarNum has no fixed size", path=path)

@@ -503,6 +503,13 @@ class Host:
         self.server, self.loop = server, loop
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
 
+    @property
+    def databases(self) -> list[Database]:
+        """The databases of the server whose procedure is running (only asked during a call)."""
+        if self.server is None:
+            raise RuntimeError("no scripting procedure is running")
+        return self.server.store.databases
+
     def end_call(self) -> None:
         """After a procedure: end what it left open (transactions commit, the loop is released)."""
         self._transactions.clear()
@@ -622,7 +629,7 @@ class Host:
                 kind = "value"
             else:
                 func, kind = DB_OPS[op_name]
-                db = self.server.store.databases[int(target)]
+                db = self.databases[int(target)]
                 self._journal(op_name, int(target), db, args)
                 result = self.run(func, db, *args)
         except errors.ServerError as exc:
@@ -635,7 +642,7 @@ class Host:
         return result
 
     def _cur_new(self, db_index: int) -> int:
-        db = self.server.store.databases[db_index]
+        db = self.databases[db_index]
         cur_id = self._next_cursor
         self._next_cursor += 1
         self.cursors[cur_id] = self.run(db.cursor)
@@ -661,7 +668,7 @@ class Host:
             return None, 2, b"not in transaction"
         try:
             if not commit:
-                db = self.server.store.databases[db_index]
+                db = self.databases[db_index]
                 for _idx, key, before in reversed(journal):
                     if before is None:
                         with contextlib.suppress(errors.NoRecord):
