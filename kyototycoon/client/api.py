@@ -542,17 +542,23 @@ class KyotoTycoon:
         return self._bulk_values(resp, wanted)
 
     def _bulk_values(self, resp: Response, wanted: dict[bytes, Any]) -> dict[Any, Any]:
-        """A get_bulk answer's values by the keys asked for, whatever the answer's encoding."""
-        unpack = self._unpack
-        out = {}
+        """A get_bulk answer's values by the keys asked for, whatever the answer's encoding.
+
+        All records are read before any value is unpacked, as on the quick path
+        (:func:`~kyototycoon.client.wire.bulk_answer`): a key not asked for is a
+        :class:`ProtocolError` whatever the values hold.
+        """
+        found = {}
         for k, v in rpc_records(resp):
             if k[:1] != b"_":  # num and the like
                 continue
             try:
-                out[wanted[k]] = unpack(v)
+                found[wanted[k]] = v
             except KeyError:
                 raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
-        return out
+        unpack = self._unpack
+        # a second pass only for packers that transform (a KeyError there is the packer's own)
+        return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
     def remove_bulk(self, keys: Iterable[Any], atomic: bool | None = None, db: object = 0) -> int:
         """Remove the ``keys``; the number removed."""
