@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import random
 import re
 import socket
@@ -243,7 +244,11 @@ def main() -> None:
                         help="wall time per client, operation and kind of value, split over the rounds")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the least cost is kept)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"values to time (of {', '.join(KINDS)})")
+    parser.add_argument("--ops", default=",".join(OPS), help=f"operations to time (of {', '.join(OPS)})")
+    parser.add_argument("--protocols", default="binary,http", help="protocols to time (binary, http)")
     parser.add_argument("--ng-path", type=Path, default=ROOT / ".venv" / "peers" / "ng")
+    parser.add_argument("--both", action="store_true",
+                        help="then the same again with the Python loops (KYOTOTYCOON_PURE_PYTHON=1)")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(KINDS)
@@ -254,7 +259,9 @@ def main() -> None:
     if port is None:
         server, port = start_server(args.fake)
     try:
-        results = run(args.host, port, args.seconds, args.ng_path, max(1, args.rounds), kinds)
+        ops = [o for o in args.ops.split(",") if o in OPS]
+        protocols = [p for p in args.protocols.split(",") if p in ("binary", "http")]
+        results = run(args.host, port, args.seconds, args.ng_path, max(1, args.rounds), kinds, ops, protocols)
     finally:
         if server is not None:
             server.stdin.close()
@@ -262,18 +269,29 @@ def main() -> None:
             server.wait(10)
     print_table(results, args.rounds, "the embedded server" if server and not args.fake
                 else "bench/fake_server.py" if server else f"{args.host}:{port}")
+    if args.both and loops_on():
+        # the other table, from a process that imported the Python loops (the switch is read at import)
+        argv = [a for a in sys.argv[1:] if a != "--both"]
+        env = {**os.environ, "KYOTOTYCOON_PURE_PYTHON": "1"}
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv], env=env, check=True)
+
+
+def loops_on() -> bool:
+    """Whether this process runs the C loops (binary records and TSV fields)."""
+    return codec._K is not None and tsv._K is not None
 
 
 Row = tuple[str, str, str]  # protocol, op, kind
 
 
-def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int, kinds: list[str]
+def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int, kinds: list[str],
+        ops: tuple[str, ...] | list[str] = OPS, protocols: tuple[str, ...] | list[str] = ("binary", "http"),
         ) -> dict[Row, dict[str, float]]:
     results: dict[Row, dict[str, float]] = {}
     failed: dict[tuple[str, str, str, str], str] = {}
     for kind in kinds:
         floors = floor_requests(host, kind)
-        for protocol in ("binary", "http"):
+        for protocol in protocols:
             seed = ours(host, port, protocol, kind)  # the records the gets read, before the floor runs
             seed["set"]()
             seed["set_bulk"]()
@@ -292,7 +310,7 @@ def run(host: str, port: int, seconds: float, ng_path: Path, rounds: int, kinds:
             # Rounds interleave the clients, so a slow spell of the machine (or of the server)
             # falls on all of them; each keeps its least cost, where that noise is smallest.
             for _ in range(rounds):
-                for op in OPS:
+                for op in ops:
                     for name, client in clients.items():
                         # the records every get reads, as the floor sized them: a peer's own pickling
                         # (ukt's protocol) must not change what the next client reads
@@ -315,7 +333,7 @@ def print_table(results: dict[Row, dict[str, float]], rounds: int, server: str) 
     names = ["floor", "kyototycoon", "kyototycoon-ng", "ukt"]
     print(f"\nclient CPU µs/op against {server} (bulk = {len(KEYS)} records; "
           f"least of {rounds} interleaved rounds; {sys.implementation.name} {sys.version.split()[0]}, "
-          f"C loops {'on' if codec._K is not None else 'off'})\n")
+          f"C loops {'on' if loops_on() else 'off: KYOTOTYCOON_PURE_PYTHON=1 or not built'})\n")
     head = ["protocol", "op", "value", *names, "ours/floor", "ours/ukt", "target", ""]
     rows = []
     for (protocol, op, kind), row in sorted(results.items(), key=lambda r: (r[0][0], OPS.index(r[0][1]),

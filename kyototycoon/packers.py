@@ -18,6 +18,11 @@ from typing import Any, Callable
 
 from kyototycoon.errors import KyotoTycoonException
 
+try:  # the generated C loops (None: not built, stale, or KYOTOTYCOON_PURE_PYTHON)
+    from kyototycoon._codec.tsv_kernels import K as _K
+except ImportError:  # the codecs are not generated yet
+    _K = None
+
 __all__ = [
     "KT_PACKER_BYTES",
     "KT_PACKER_CUSTOM",
@@ -26,6 +31,7 @@ __all__ = [
     "KT_PACKER_STRING",
     "MemcachePacker",
     "SimpleMemcachePacker",
+    "bulk_records",
     "make_packer",
 ]
 
@@ -54,6 +60,25 @@ def _json_unpack(data: bytes) -> Any:
 
 def _identity(data: Any) -> Any:
     return data
+
+
+def bulk_records(mapping: Any, pack: Pack, key_bytes: Callable[[Any], bytes], prefix: bytes = b"",
+                 head: tuple = ()) -> list[tuple]:
+    """``(*head, prefix + key, pack(value))`` for each item of ``mapping``: the records of a bulk write.
+
+    A ``str`` key is encoded UTF-8, a ``bytes`` one taken as it is, any
+    other goes through ``key_bytes``. One C call for a dict when the C loops
+    are built (the same records, the same errors), else this loop.
+    """
+    if _K is not None and type(mapping) is dict:
+        done = _K.records(mapping, None if pack is _identity else pack, key_bytes, prefix, head)
+        if done is not None:
+            return done
+    items = mapping.items()
+    # str keys and the bytes packer are the common case: skip the per-record calls
+    if pack is _identity:
+        return [(*head, prefix + (k.encode() if type(k) is str else key_bytes(k)), v) for k, v in items]
+    return [(*head, prefix + (k.encode() if type(k) is str else key_bytes(k)), pack(v)) for k, v in items]
 
 
 #: pack_type -> (pack, unpack); CUSTOM takes them from the caller's object.

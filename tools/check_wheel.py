@@ -21,6 +21,8 @@ import time
 
 
 def check_codecs(pure: bool) -> None:
+    from kyototycoon._codec.tsv_kernels import K as tsv_loops
+
     import kyototycoon._codec.binary as binary
     import kyototycoon._codec.replication
 
@@ -33,10 +35,12 @@ def check_codecs(pure: bool) -> None:
     assert importlib.resources.files("kyototycoon").joinpath("py.typed").is_file(), "py.typed is missing"
     if pure:
         assert binary._K is None, f"a pure-Python wheel holds C loops: {binary._K}"
+        assert tsv_loops is None, f"a pure-Python wheel holds C loops: {tsv_loops}"
         print("pure wheel ok:", binary.__file__)
     else:
         # _K is None when the extension is missing or was built from another source (digest check)
         assert binary._K is not None, "the wheel's C loops are missing or stale"
+        assert tsv_loops is not None, "the wheel's C loops over TSV fields are missing or stale"
         print("wheel ok:", binary.__file__, binary._K.__file__)
 
 

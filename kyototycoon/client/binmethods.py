@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from kyototycoon._codec import binary as codec
-from kyototycoon.errors import KyotoTycoonException, ProtocolError, server_error
-from kyototycoon.packers import _identity
+from kyototycoon.errors import KyotoTycoonException, server_error
+from kyototycoon.packers import _identity, bulk_records
+from kyototycoon.protocol.framing import GetBulkInto
 
 from ._constants import GET_BULK, NO_REPLY, PLAY_SCRIPT, REMOVE_BULK, SET_BULK, XT_NONE
 from .core import BINARY, SEND, Call
@@ -117,15 +118,13 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
     def parse(frame: Any) -> dict[Any, Any]:
         if type(frame) is _ErrorResponse:
             raise server_failed(GET_BULK)
-        try:
-            found = {wanted[k]: v for _, _, k, v in frame[0]}
-        except KeyError as exc:
-            raise ProtocolError(f"get_bulk: the server answered a key not asked for: {exc.args[0]!r}"
-                                ) from None
+        found = frame[0]  # decoded by GetBulkInto as it arrived: {wanted[key]: value}
         # a second pass only for packers that transform (a KeyError there is the packer's own)
         return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
-    return Call(BINARY, _encode_get_bulk(0, [(db, k) for k in wanted]), GET_BULK, True, parse)
+    # the answer's records go straight into the result as they arrive (no frame of record tuples)
+    return Call(BINARY, _encode_get_bulk(0, [(db, k) for k in wanted]), GET_BULK, True, parse,
+                into=lambda: GetBulkInto(wanted))
 
 
 def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0,
@@ -149,12 +148,7 @@ def set_bulk(c: ClientBase, kv_dict: Mapping[Any, Any], expire: Any = None, atom
         return constant(0)
     d = db_index(db)
     xt = binary_xt(expire)
-    pack = c._pack
-    items = kv_dict.items()
-    if pack is _identity:  # the common case skips a call a record
-        records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), v) for k, v in items]
-    else:
-        records = [(d, xt, k.encode() if type(k) is str else key_bytes(k), pack(v)) for k, v in items]
+    records = bulk_records(kv_dict, c._pack, key_bytes, b"", (d, xt))
     request = _encode_set_bulk(NO_REPLY if no_reply else 0, records)
     if no_reply:
         return Call(SEND, request, None, False, _sent_zero)

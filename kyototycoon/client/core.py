@@ -22,8 +22,14 @@ from typing import Any, Callable, Generic, TypeVar, Union
 
 from kyototycoon._codec import binary as _codec
 from kyototycoon.errors import ConnectionLost, ProtocolError, StaleConnection
-from kyototycoon.protocol.framing import DEFAULT_MAX_FRAME, FrameReader
-from kyototycoon.protocol.http import Response, ResponseReader, parse_simple_response, simple_response_size
+from kyototycoon.protocol.framing import DEFAULT_MAX_FRAME, FrameReader, GetBulkInto
+from kyototycoon.protocol.http import (
+    Response,
+    ResponseReader,
+    parse_simple_response,
+    parse_simple_response_parts,
+    simple_response_size,
+)
 
 from ._constants import ERROR_MAGIC
 
@@ -63,19 +69,24 @@ class Call(Generic[T]):
     request's magic byte for :data:`BINARY`; :data:`SEND` calls get no
     answer (``parse`` is given None). ``idempotent``: safe to send again
     on a new connection. ``timeout`` overrides the connection's read
-    timeout for this answer (``WAIT`` takes longer).
+    timeout for this answer (``WAIT`` takes longer). ``into`` (binary only)
+    makes a fresh :class:`~kyototycoon.protocol.framing.GetBulkInto` for each
+    attempt: the answer's records are then decoded into it as they arrive
+    and ``parse`` is given ``(into.result,)`` instead of the frame.
     """
 
-    __slots__ = ("idempotent", "kind", "parse", "request", "tag", "timeout")
+    __slots__ = ("idempotent", "into", "kind", "parse", "request", "tag", "timeout")
 
     def __init__(self, kind: int, request: bytes, tag: Any, idempotent: bool,
-                 parse: Callable[[Any], T] = _same, timeout: float | None = None) -> None:
+                 parse: Callable[[Any], T] = _same, timeout: float | None = None,
+                 into: Callable[[], GetBulkInto] | None = None) -> None:
         self.kind = kind
         self.request = request
         self.tag = tag
         self.idempotent = idempotent
         self.parse = parse
         self.timeout = timeout
+        self.into = into
 
     def __repr__(self) -> str:
         kind = ("HTTP", "BINARY", "SEND")[self.kind]
@@ -125,8 +136,8 @@ class ClientConnection:
     general reader (the reference the quick path is tested against).
     """
 
-    __slots__ = ("_frames", "_have", "_kind", "_parts", "_reader", "_readers", "_size", "_started", "_tag",
-                 "exchanges", "got_bytes", "max_frame", "quick", "recv_size", "reusable")
+    __slots__ = ("_frames", "_have", "_into", "_kind", "_parts", "_reader", "_readers", "_size", "_started",
+                 "_tag", "exchanges", "got_bytes", "max_frame", "quick", "recv_size", "reusable")
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME, quick: bool = True) -> None:
         self.max_frame = max_frame
@@ -138,6 +149,7 @@ class ClientConnection:
         self.recv_size = RECV_SIZE
         self._reader: ResponseReader | None = None  # made on the first answer that needs it
         self._frames: FrameReader | None = None  # the reader of the binary answer arriving
+        self._into: GetBulkInto | None = None  # or the decoder it arrives into (Call.into)
         self._readers: dict[int, FrameReader] = {}  # by magic: a reader is empty again after its frame
         self._kind = SEND
         self._tag: Any = None
@@ -158,6 +170,7 @@ class ClientConnection:
         self.got_bytes = False
         self._started = False
         self._size = 0
+        self._into = None
         self.recv_size = RECV_SIZE
         if call.kind == SEND:
             self.exchanges += 1
@@ -170,7 +183,15 @@ class ClientConnection:
         """
         kind = call.kind
         tag = call.tag
+        self._into = None
         if kind == BINARY and data:
+            if call.into is not None and data[0] == tag:
+                self._kind = kind
+                self._tag = tag
+                self._size = 0
+                self.got_bytes = True
+                self._into = call.into()
+                return self._binary_into(data)
             frame = _EXACT[tag](data)  # a plain tuple, or None: not that shape
             if frame is not None:  # whole: got_bytes does not matter any more
                 self.exchanges += 1
@@ -217,17 +238,18 @@ class ClientConnection:
             if self._have < self._size:
                 self.recv_size = max(RECV_SIZE, min(self._size - self._have, BIG_RECV_SIZE))
                 return NEED_MORE
-        whole = b"".join(parts)
         self._parts = []
         complete = self._have == self._size
         self._size = 0
         self.recv_size = RECV_SIZE
         if complete:
-            resp = parse_simple_response(whole, self._tag)
+            # the body stays in the parts it came in: a decoder takes them one by one (no joined copy)
+            resp = parse_simple_response_parts(parts, self._tag)
             if resp is not None:
                 self.exchanges += 1
                 self.reusable = resp.keep_alive
                 return resp
+        whole = b"".join(parts)
         # bytes past the answer (the reader keeps them), or closed mid-body (the reader words it)
         answer = self._receive(whole)
         if answer is NEED_MORE and not data:
@@ -274,7 +296,30 @@ class ClientConnection:
 
     # ------------------------------------------------------------ binary
 
+    def _binary_into(self, data: bytes) -> Any:
+        """The answer's records into ``self._into`` as they arrive (see :attr:`Call.into`)."""
+        into = self._into
+        assert into is not None
+        if not data:
+            self.reusable = False
+            self._into = None
+            raise ConnectionLost("connection closed in the middle of an answer")
+        try:
+            done = into.feed(data)
+        except ProtocolError:
+            self.reusable = False
+            self._into = None
+            raise
+        if not done:
+            self.recv_size = BIG_RECV_SIZE
+            return NEED_MORE
+        self._into = None
+        self.exchanges += 1
+        return (into.result,)
+
     def _binary(self, data: bytes) -> Any:
+        if self._into is not None:
+            return self._binary_into(data)
         frames = self._frames
         if not data:
             self.reusable = False

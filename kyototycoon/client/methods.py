@@ -23,7 +23,14 @@ from collections.abc import Generator, Iterable, Mapping
 from typing import Any, Callable, TypeVar
 
 from kyototycoon.errors import KyotoTycoonException, NoRecord, ProtocolError
-from kyototycoon.packers import KT_PACKER_BYTES, KT_PACKER_PICKLE, KT_PACKER_STRING, _identity, make_packer
+from kyototycoon.packers import (
+    KT_PACKER_BYTES,
+    KT_PACKER_PICKLE,
+    KT_PACKER_STRING,
+    _identity,
+    bulk_records,
+    make_packer,
+)
 from kyototycoon.protocol.http import Response
 
 from .core import HTTP, Call, Plan
@@ -487,11 +494,7 @@ def remove(c: ClientBase, key: str | bytes, db: object = 0) -> Call[bool]:
 
 def _bulk_records(kv_dict: Mapping[Any, Any], pack: Callable[[Any], bytes], prefix: bytes) -> Pairs:
     """``prefix + key -> packed value`` records of a bulk write (the hot loop of ``set_bulk``)."""
-    items = kv_dict.items()
-    # str keys and the bytes packer are the common case: skip the per-record calls
-    if pack is _identity:
-        return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), v) for k, v in items]
-    return [(prefix + (k.encode() if type(k) is str else key_bytes(k)), pack(v)) for k, v in items]
+    return bulk_records(kv_dict, pack, key_bytes, prefix)
 
 
 class _Constant(Call[T]):
@@ -517,17 +520,23 @@ def set_bulk(c: ClientBase, kv_dict: Mapping[Any, Any], expire: Any = None, atom
 
 
 def _bulk_values(c: ClientBase, resp: Response, wanted: dict[bytes, Any]) -> dict[Any, Any]:
-    """A get_bulk answer's values by the keys asked for, whatever the answer's encoding."""
-    unpack = c._unpack
-    out = {}
+    """A get_bulk answer's values by the keys asked for, whatever the answer's encoding.
+
+    All records are read before any value is unpacked, as on the quick path
+    (:func:`~kyototycoon.client.wire.bulk_answer`): a key not asked for is a
+    :class:`ProtocolError` whatever the values hold.
+    """
+    found = {}
     for k, v in rpc_records(resp):
         if k[:1] != b"_":  # num and the like
             continue
         try:
-            out[wanted[k]] = unpack(v)
+            found[wanted[k]] = v
         except KeyError:
             raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
-    return out
+    unpack = c._unpack
+    # a second pass only for packers that transform (a KeyError there is the packer's own)
+    return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
 
 def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
@@ -550,9 +559,7 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
             def quick(resp: Response) -> dict[Any, Any]:
                 if resp.status != 200:
                     raise answer_error(resp, "get_bulk")
-                out = bulk_answer(resp, wanted)
-                if out is None:
-                    return _bulk_values(c, resp, wanted)
+                out = bulk_answer(resp, wanted)  # decoded part by part, in the answer's encoding
                 unpack = c._unpack
                 return out if unpack is _identity else {k: unpack(v) for k, v in out.items()}
 

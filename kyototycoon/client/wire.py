@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
-from itertools import repeat
 from typing import Any
 
 from kyototycoon.errors import ProtocolError, ServerError, server_error
@@ -127,12 +126,7 @@ def encode_tsv(pairs: Pairs) -> tuple[bytes, bytes]:
     Unlike the server's own choice, raw is kept for long fields too: it is
     always the cheapest when no field holds a control byte.
     """
-    body = b"".join([b"%s\t%s\n" % kv for kv in pairs])
-    n = len(pairs)
-    # the format adds one tab and one newline a record: any other control byte is in a field
-    if len(body.translate(None, _NOT_RAW)) == len(body) - 2 * n:
-        return body, _CONTENT_TYPES[None]
-    body, colenc = tsv.encode_records(pairs, tsv.choose_colenc(pairs))
+    body, colenc = tsv.encode_body(pairs)
     return body, _CONTENT_TYPES[colenc]
 
 
@@ -269,25 +263,17 @@ def str_keys_body(keys: Sequence[Any], atomic: bool) -> tuple[bytes, dict[bytes,
     return body, wanted
 
 
-def bulk_answer(resp: http.Response, wanted: dict[bytes, Any]) -> dict[Any, bytes] | None:
-    """The ``_key`` records of a raw-TSV answer as ``{wanted[_key]: value}``, answer order.
+def bulk_answer(resp: http.Response, wanted: dict[bytes, Any]) -> dict[Any, bytes]:
+    """The ``_key`` records of a get_bulk answer as ``{wanted[_key]: value}``, answer order.
 
-    ``num`` is left out. None when the answer needs the general decoding
-    (another column encoding, an empty line, a last line without LF, a key
-    not asked for); what it returns is what that decoding gives.
+    ``num`` is left out; a ``_key`` not asked for is a :class:`ProtocolError`.
+    Decoded in the answer's column encoding, as it was received (see
+    :func:`~kyototycoon.protocol.tsv.decode_bulk`).
     """
     ctype = resp.header("content-type")
-    if ctype is not None and ctype != "text/tab-separated-values":
-        return None
-    lines = resp.body.split(b"\n")
-    if lines.pop():
-        return None
-    get = wanted.__getitem__
-    try:
-        # partition, as tsv.decode_records: a line without a tab is a key with an empty value
-        return {get(k): v for k, _, v in map(bytes.partition, lines, repeat(b"\t")) if k != b"num"}
-    except KeyError:
-        return None
+    raw = ctype is None or ctype == "text/tab-separated-values"
+    colenc = None if raw else tsv.parse_content_type(ctype)[1]
+    return tsv.decode_bulk(resp.take_body(), colenc, wanted)
 
 
 def prefixed(keys: Iterable[bytes]) -> Pairs:

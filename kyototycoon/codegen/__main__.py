@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         built, problems = compile_kernels(args.out)
         for path in built:
             print(f"built {path}")
-        for problem in problems:
-            print(f"C loops not built, the Python ones will be used: {problem}", file=sys.stderr)
+        if problems:  # one line, however many extensions failed (no compiler fails them all)
+            print(f"C loops not built, the Python ones will be used: {'; '.join(problems)}", file=sys.stderr)
     return 0
 
 

@@ -445,7 +445,7 @@ def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
         measures = blob_of.get(f.name)
         if f.rebuild is not None and f.rebuild != f"len({measures})":
             return None
-        out_ints.append({"name": f.name, "ctype": ctype, "signed": signed, "size": size,
+        out_ints.append({"name": f.name, "fmt": f.fmt, "ctype": ctype, "signed": signed, "size": size,
                          "blob": measures, "value": f.rebuild is None})
     names = item.value_fields
     return {
@@ -457,6 +457,8 @@ def kernel_plan(frame: str, ir: StructIR) -> dict[str, Any] | None:
         "fixed": struct_size(ints),
         "fields": [{"name": n, "blob": any(b.name == n for b in blobs)} for n in names],
         "arity": len(names),
+        # records of a key and a value also decode straight into a dict (get_bulk's answer)
+        "into": "key" in blob_of.values() and "value" in blob_of.values(),
     }
 
 
@@ -465,3 +467,39 @@ def _c_int(f: IntField, count: bool = False, blob: str | None = None) -> dict[st
     _, signed, size = _C_INTS[f.fmt]
     return {"name": f.name, "size": size, "signed": signed, "const": f.const, "count": count,
             "blob": blob, "value": f.const is None and f.rebuild is None}
+
+
+# ---------------------------------------------------------------- TSV field loops
+
+
+def _byte_table(values: list[int]) -> str:
+    """A C initializer of 256 small numbers, 32 a line."""
+    lines = [", ".join(str(v) for v in values[i:i + 32]) for i in range(0, 256, 32)]
+    return ",\n    ".join(lines)
+
+
+def tsv_kernel_plan() -> dict[str, Any]:
+    """The byte tables of the C loops over TSV fields, taken from :mod:`kyototycoon.protocol.tsv`.
+
+    The Python codec's own constants are the one source: the C loops cannot
+    drift from the encodings the Python loops (the reference) implement.
+    """
+    from ..protocol import tsv
+
+    b64_value = [64] * 256
+    for i, c in enumerate(tsv._B64_CHARS):
+        b64_value[c] = i
+    hexval = [16] * 256
+    for c, v in tsv._HEXVAL.items():
+        hexval[c] = v
+    tables = {
+        "ctrl": _byte_table([int(c in tsv._CTRL) for c in range(256)]),
+        "url_safe": _byte_table([int(c in tsv._URL_SAFE) for c in range(256)]),
+        "est_safe": _byte_table([int(c in tsv._EST_SAFE) for c in range(256)]),
+        "url_drop": _byte_table([int(c in tsv._URL_DROP) for c in range(256)]),
+        "b64_value": _byte_table(b64_value),
+        "hex_value": _byte_table(hexval),
+        "b64_chars": tsv._B64_CHARS.decode("ascii"),
+        "est_limit": tsv.EST_FIELD_LIMIT,
+    }
+    return tables

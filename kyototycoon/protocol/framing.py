@@ -108,7 +108,8 @@ class FrameReader:
             magic = buf[pos]
             decode = decode.get(magic) if decode is not None else None
             if decode is None:
-                known = ", ".join(f"0x{m:02X}" for m in sorted(self._decoders or ()))
+                table = self._decoders if isinstance(self._decoders, Mapping) else {}
+                known = ", ".join(f"0x{m:02X}" for m in sorted(table))
                 raise ProtocolError(f"bad frame: expected one of {known}, got 0x{magic:02X}", 0, known)
         try:
             frame, end = decode(buf, pos, self._max_count, self._state)
@@ -135,3 +136,68 @@ class FrameReader:
         if end == len(buf):
             self._buf, self._pos = b"", 0
         return frame
+
+
+class GetBulkInto:
+    """A binary get_bulk answer decoded as it arrives into ``{wanted[key]: value}`` (sans-IO).
+
+    :meth:`feed` takes the answer's bytes as they are read; records go
+    straight into :attr:`result` (no frame, no list of record tuples) and
+    only the unread part of one record is kept, so a large answer costs about
+    the dict it gives. A key not in ``wanted`` is a :class:`ProtocolError`.
+    The records are read by the codec's generated
+    ``decode_get_bulk_response_records_into`` (its C loop when built).
+    """
+
+    __slots__ = ("_buf", "_decode", "_left", "result", "wanted")
+
+    # the frame's head in the spec (kyototycoon.spec.binary.GetBulkResponse): magic, then the record count
+    _HEAD = struct.Struct(">BI")
+
+    def __init__(self, wanted: dict[bytes, Any]) -> None:
+        self.wanted = wanted
+        self.result: dict[Any, bytes] = {}
+        self._decode = _binary_codec().decode_get_bulk_response_records_into
+        self._buf = b""
+        self._left: int | None = None  # records still to come, once the head is read
+
+    def feed(self, data: bytes) -> bool:
+        """Decode what ``data`` completes; True once the whole answer is in :attr:`result`."""
+        buf = self._buf + data if self._buf else data
+        pos = 0
+        if self._left is None:
+            if len(buf) < self._HEAD.size:
+                self._buf = buf
+                return False
+            magic, self._left = self._HEAD.unpack_from(buf)
+            if magic != _GET_BULK:
+                raise ProtocolError(f"bad frame: expected 0x{_GET_BULK:02X}, got 0x{magic:02X}", 0)
+            pos = self._HEAD.size
+        try:
+            end, _, done = self._decode(buf, pos, self._left, self.wanted, self.result)
+        except KeyError as exc:
+            raise _not_asked(exc.args[0]) from None
+        self._left -= done
+        self._buf = buf[end:] if end < len(buf) else b""
+        if self._left:
+            return False
+        if self._buf:
+            raise ProtocolError(f"{len(self._buf)} unexpected bytes after the answer", end)
+        return True
+
+
+_GET_BULK = 0xBA  # Magic.GET_BULK; checked by tests/test_bulk_into.py (the spec imports construct)
+_CODEC: list = []
+
+
+def _binary_codec() -> Any:
+    """The generated binary codec, imported on first use (importing this module does not need it)."""
+    if not _CODEC:
+        from kyototycoon._codec import binary
+
+        _CODEC.append(binary)
+    return _CODEC[0]
+
+
+def _not_asked(key: bytes) -> ProtocolError:
+    return ProtocolError(f"get_bulk: the server answered a key not asked for: {key!r}")

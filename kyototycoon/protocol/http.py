@@ -28,13 +28,16 @@ import re
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from email.utils import formatdate
+from typing import Any
 
 from kyototycoon.errors import FrameTooLarge, ProtocolError
 
 __all__ = [
     "REASONS",
     "SERVER_NAME",
+    "PartsResponse",
     "Request",
     "RequestReader",
     "Response",
@@ -43,6 +46,7 @@ __all__ = [
     "build_response",
     "http_date",
     "parse_simple_response",
+    "parse_simple_response_parts",
     "simple_response_size",
 ]
 
@@ -191,6 +195,7 @@ def build_response(
 
 class _Message:
     __slots__ = ("body", "keep_alive", "version")
+    headers: dict[str, str]  # a slot of each subclass
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header's value by case-insensitive name (repeated headers joined with ``, ``)."""
@@ -208,7 +213,8 @@ class Response(_Message):
     # builds headers/raw_headers only when first read: hot paths use status and body only.
     __slots__ = ("_head", "_headers", "_raw_headers", "reason", "status")
 
-    def __init__(self, status, reason, version, headers, raw_headers, body, keep_alive):
+    def __init__(self, status: int, reason: str, version: str, headers: dict[str, str],
+                 raw_headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> None:
         self.status: int = status
         self.reason: str = reason
         self.version: str = version
@@ -268,8 +274,61 @@ class Response(_Message):
                     return block[start : end if end >= 0 else len(block)].strip(b" \t").decode("latin-1")
         return self.headers.get(name.lower(), default)
 
+    def take_body(self) -> Iterator[bytes]:
+        """Hand the body over to a decoder, in parts, in order; the response keeps none of it.
+
+        A decoder that takes the parts one by one (as
+        :func:`~kyototycoon.protocol.tsv.decode_bulk` does) holds at most one
+        of them besides what it decoded. ``body`` reads ``b""`` afterwards.
+        """
+        body = self.body
+        self.body = b""
+        return iter((body,))
+
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason!r} body={len(self.body)}B keep_alive={self.keep_alive}>"
+
+
+_BODY_SLOT: Any = _Message.__dict__["body"]  # the slot under PartsResponse's body property
+
+
+class PartsResponse(Response):
+    """A :class:`Response` whose body is kept in the parts it arrived in, joined only when read.
+
+    A large answer is then never held twice (the parts and the joined body)
+    by a caller that decodes it part by part with :meth:`take_body`.
+    """
+
+    __slots__ = ("_parts",)
+    _parts: list[bytes] | None
+
+    @property
+    def body(self) -> bytes:
+        parts = self._parts
+        if parts is not None:
+            _BODY_SLOT.__set__(self, parts[0] if len(parts) == 1 else b"".join(parts))
+            self._parts = None
+        return _BODY_SLOT.__get__(self)
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._parts = None
+        _BODY_SLOT.__set__(self, value)
+
+    def take_body(self) -> Iterator[bytes]:
+        parts = self._parts
+        if parts is None:
+            return super().take_body()
+        self._parts = None
+        _BODY_SLOT.__set__(self, b"")
+        return _drain(parts)
+
+
+def _drain(parts: list[bytes]) -> Iterator[bytes]:
+    """The items of ``parts`` in order, each forgotten by the list once handed out."""
+    parts.reverse()
+    while parts:
+        yield parts.pop()
 
 
 class Request(_Message):
@@ -277,7 +336,8 @@ class Request(_Message):
 
     __slots__ = ("headers", "method", "path", "query", "raw_headers", "target")
 
-    def __init__(self, method, target, version, headers, raw_headers, body, keep_alive):
+    def __init__(self, method: str, target: bytes, version: str, headers: dict[str, str],
+                 raw_headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> None:
         self.method: str = method
         self.target: bytes = target
         path, _, query = target.partition(b"?")
@@ -376,7 +436,14 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
         body = data[start:]
     else:
         return None
-    resp = _new_response(Response)
+    resp = _start_response(Response, minor, status, reason, data[: start - 4])
+    resp.body = body
+    return resp
+
+
+def _start_response(cls: type, minor: bytes, status: int, reason: bytes | None, head: bytes) -> Any:
+    """A response of the quick path, all but its body: headers are parsed from ``head`` when read."""
+    resp: Any = _new_response(cls)
     resp.status = status
     resp.reason = reason.decode("latin-1") if reason else ""
     if minor == b"1":
@@ -385,8 +452,35 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
     else:
         resp.version = "HTTP/1.0"
         resp.keep_alive = False
-    resp._head = data[: start - 4]
-    resp.body = body
+    resp._head = head
+    return resp
+
+
+def parse_simple_response_parts(parts: list[bytes], method: bytes = b"GET") -> Response | None:
+    """:func:`parse_simple_response` of ``b"".join(parts)``, without joining them.
+
+    The head must be whole in the first part. The body stays in its parts
+    (a :class:`PartsResponse`): a large answer is not copied into one
+    ``bytes`` unless its ``body`` is read, and :meth:`Response.take_body`
+    hands the parts to a decoder as they are.
+    """
+    if not parts:
+        return None
+    first = parts[0]
+    m = _SIMPLE_HEAD.match(first)
+    if m is None:
+        return None
+    status = int(m.group(2))
+    start = m.end()
+    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
+        return None
+    if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
+        return parse_simple_response(b"".join(parts), method)  # no body to keep apart
+    if sum(map(len, parts)) - start != int(m.group(4)):
+        return None
+    minor, _, reason, _ = m.groups()
+    resp = _start_response(PartsResponse, minor, status, reason, first[: start - 4])
+    resp._parts = [first[start:], *parts[1:]]
     return resp
 
 

@@ -22,18 +22,27 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from kyototycoon.errors import ProtocolError
+
+try:  # the generated C loops over the fields (None: not built, stale, or KYOTOTYCOON_PURE_PYTHON)
+    from kyototycoon._codec.tsv_kernels import K as _K
+except ImportError:  # the codecs are not generated (python -m kyototycoon.codegen does it)
+    _K = None
 
 __all__ = [
     "AUTO",
     "FORM_MIME",
     "TSV_MIME",
+    "BulkDecoder",
     "choose_colenc",
     "content_type",
+    "decode_bulk",
     "decode_field",
     "decode_records",
     "decode_records_dict",
+    "encode_body",
     "encode_field",
     "encode_records",
     "parse_content_type",
@@ -49,6 +58,13 @@ FORM_MIME = b"application/x-www-form-urlencoded"
 #: Pass as ``colenc`` to let :func:`encode_records` choose like the server does.
 AUTO = "auto"
 
+#: The server's size estimate (``checkmapenc``) reads at most this many bytes of a field,
+#: and a longer field makes it encode the body even without a control byte.
+EST_FIELD_LIMIT = 255
+
+# colenc -> the C loops' number for it (Q has none: the Python loops do it)
+_ENC_CODE = {None: 0, "B": 1, "U": 2}
+
 _CONTENT_TYPES = {
     None: TSV_MIME,
     "U": TSV_MIME + b"; colenc=U",
@@ -57,8 +73,6 @@ _CONTENT_TYPES = {
 }
 
 _ALL = bytes(range(256))
-# Bytes that make a raw TSV field unsafe (the server's "bin" test).
-_CTRL_RE = re.compile(rb"[\x00-\x1f\x7f]")
 _CTRL = bytes(range(0x20)) + b"\x7f"
 # What the server's size *estimate* counts as 1 byte in URL encoding...
 _EST_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.!~*'()"
@@ -116,7 +130,7 @@ def _kc_escape(pair: bytes) -> bytes:
 def _kc_unescape(field: bytes, pattern: re.Pattern[bytes], drop: bytes, plus: bool) -> bytes:
     """The lenient decoders' scan: literal runs lose ``drop`` bytes, escapes become bytes."""
     pieces = pattern.split(field)
-    out = []
+    out: list[bytes] = []
     append = out.append
     # split() alternates literal runs and the escape's captured pair (None: no byte)
     for i in range(0, len(pieces), 2):
@@ -248,9 +262,19 @@ def decode_records(
     """
     if not body:
         return []
+    enc = _norm_colenc(colenc)
+    if _K is not None and not lenient and enc != "Q":
+        out: Pairs = []
+        if _K.decode(body, 0, len(body), _ENC_CODE[enc], out, None):
+            return out
+        # not canonical somewhere: the Python loop below decides (and words any error)
+    return _decode_records_py(body, enc, lenient)
+
+
+def _decode_records_py(body: bytes, enc: str | None, lenient: bool) -> Pairs:
+    """:func:`decode_records` in Python (the reference of the C loop), ``enc`` normalized."""
     if isinstance(body, (bytearray, memoryview)):
         body = bytes(body)
-    enc = _norm_colenc(colenc)
     lines = body.split(b"\n")
     if lenient:
         parts = []
@@ -276,6 +300,93 @@ def decode_records(
             raise ProtocolError(f"malformed Base64 field: {exc}") from None
     dec = _url_decode if enc == "U" else _quoted_decode
     return [(dec(k, lenient), dec(v, lenient)) for k, v in parts]
+
+
+def decode_bulk(
+    body: bytes | Iterable[bytes], colenc: str | bytes | None, wanted: dict[bytes, object]
+) -> dict[object, bytes]:
+    """A bulk answer's ``_key`` records as ``{wanted[_key]: value}``, in answer order.
+
+    Records whose key does not start with ``_`` (``num`` and the like) are
+    left out; a ``_key`` not in ``wanted`` is a :class:`ProtocolError`. The
+    same as ``decode_records`` then a dict, without the list in between.
+    ``body`` may be the body's parts in order (see :class:`BulkDecoder`).
+    """
+    decoder = BulkDecoder(colenc, wanted)
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        decoder.feed(bytes(body))
+    else:
+        for part in body:
+            decoder.feed(part)
+    return decoder.close()
+
+
+class BulkDecoder:
+    """Decode a TSV body fed in parts, complete lines as they arrive (sans-IO).
+
+    With ``wanted`` (a dict from ``_key`` to what to key the result by) the
+    result is :func:`decode_bulk`'s dict; without, :func:`decode_records`'
+    list. Only the last incomplete line of what was fed is kept, so a large
+    answer is never held whole next to what it decodes to.
+    """
+
+    __slots__ = ("_code", "_enc", "_out", "_rest", "_wanted")
+
+    def __init__(self, colenc: str | bytes | None = None, wanted: dict[bytes, object] | None = None) -> None:
+        self._enc = _norm_colenc(colenc)
+        self._code = None if _K is None or self._enc == "Q" else _ENC_CODE[self._enc]
+        self._wanted = wanted
+        self._out: Any = [] if wanted is None else {}
+        self._rest: list[bytes] = []  # the line still arriving, in parts (joined once, when it ends)
+
+    def feed(self, data: bytes) -> None:
+        """Decode the complete lines of ``data`` (after what was left of the last feed)."""
+        if not data:
+            return
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._rest.append(data)
+            return
+        start = 0
+        if self._rest:
+            start = data.find(b"\n") + 1
+            self._rest.append(data[:start])
+            self._block(b"".join(self._rest), 0, None)
+        self._block(data, start, last + 1)
+        self._rest = [data[last + 1 :]] if last + 1 < len(data) else []
+
+    def close(self) -> Any:
+        """Decode the last line (one without LF) and return the records."""
+        if self._rest:
+            self._block(b"".join(self._rest), 0, None)
+            self._rest = []
+        return self._out
+
+    def _block(self, data: bytes, start: int, end: int | None) -> None:
+        """Decode the whole lines of ``data[start:end]``: the C loop, else (or where it gives up) Python's."""
+        stop = len(data) if end is None else end
+        if start >= stop:
+            return
+        out = self._out
+        wanted = self._wanted
+        if self._code is not None:
+            mark = None if wanted is not None else len(out)
+            if _K.decode(data, start, stop, self._code, out, wanted):
+                return
+            if mark is not None:
+                del out[mark:]  # the list again as it was; a dict is simply written again
+        block = data[start:stop] if start or stop != len(data) else data
+        records = _decode_records_py(block, self._enc, False)
+        if wanted is None:
+            out.extend(records)
+            return
+        for k, v in records:
+            if k[:1] != b"_":  # num and the like
+                continue
+            try:
+                out[wanted[k]] = v
+            except KeyError:
+                raise ProtocolError(f"get_bulk: the server answered a key not asked for: {k!r}") from None
 
 
 def decode_records_dict(
@@ -323,6 +434,25 @@ def encode_field(field: bytes, colenc: str | None) -> bytes:
         raise ValueError(f"unknown column encoding {colenc!r}") from None
 
 
+def encode_body(pairs: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, str | None]:
+    """A request body for ``pairs``: raw unless a field holds a control byte, else the smaller of B and U.
+
+    Unlike the server's own choice (:func:`choose_colenc`), raw is kept for
+    long fields too: it is always the cheapest when no field holds a control
+    byte. Returns ``(body, colenc)``.
+    """
+    if _K is not None:
+        done = _K.encode(pairs, 3)
+        if done is not None:
+            return done
+    body = b"".join([b"%s\t%s\n" % kv for kv in pairs])
+    # the format adds one tab and one newline a record: any other control byte is in a field
+    if len(body.translate(None, _CTRL)) == len(body) - 2 * len(pairs):
+        return body, None
+    colenc = choose_colenc(pairs)
+    return _encode_py(pairs, colenc), colenc
+
+
 def choose_colenc(pairs: Sequence[tuple[bytes, bytes]]) -> str | None:
     """The encoding the real server would pick for these records.
 
@@ -333,16 +463,22 @@ def choose_colenc(pairs: Sequence[tuple[bytes, bytes]]) -> str | None:
     """
     fields = [f for kv in pairs for f in kv]
     joined = b"".join(fields)
-    if (len(joined) <= 255 or max(map(len, fields)) <= 255) and not _CTRL_RE.search(joined):
+    sizes = list(map(len, fields))
+    longest = max(sizes, default=0)
+    if longest <= EST_FIELD_LIMIT and len(joined.translate(None, _CTRL)) == len(joined):
         return None
+    if longest <= EST_FIELD_LIMIT:  # the common case: whole fields, counted in two calls
+        blen = sum([n * 6 // 4 for n in sizes]) + 3 * len(sizes)
+        # safe bytes cost 1, the others 3: 3n - 2*safe, safe = n - unsafe
+        ulen = len(joined) + 2 * len(joined.translate(None, _EST_SAFE))
+        return "B" if blen < ulen else "U"
     blen = 0
     ulen = 0
     for f in fields:
-        if len(f) > 255:
-            f = f[:255]
+        if len(f) > EST_FIELD_LIMIT:
+            f = f[:EST_FIELD_LIMIT]
         n = len(f)
         blen += n * 6 // 4 + 3
-        # safe bytes cost 1, the others 3: 3n - 2*safe, safe = n - unsafe
         ulen += n + 2 * len(f.translate(None, _EST_SAFE))
     return "B" if blen < ulen else "U"
 
@@ -367,15 +503,27 @@ def encode_records(
         pairs = list(pairs)
     if not pairs:
         return b"", (None if colenc == AUTO else colenc)
+    if _K is not None and (colenc == AUTO or colenc in _ENC_CODE):
+        done = _K.encode(pairs, 4 if colenc == AUTO else _ENC_CODE[colenc])
+        if done is not None:
+            return done
     if colenc == AUTO:
         colenc = choose_colenc(pairs)
+    if colenc is not None and colenc not in _ENCODERS:
+        raise ValueError(f"unknown column encoding {colenc!r}")
+    return _encode_py(pairs, colenc), colenc
+
+
+def _encode_py(pairs: Sequence[tuple[bytes, bytes]], colenc: str | None) -> bytes:
+    """The body of ``pairs`` with ``colenc`` (a known one) in Python: the C loop's reference."""
     if colenc is None:
-        return b"".join([b"%s\t%s\n" % (k, v) for k, v in pairs]), None
-    try:
-        enc = _ENCODERS[colenc]
-    except KeyError:
-        raise ValueError(f"unknown column encoding {colenc!r}") from None
-    return b"".join([b"%s\t%s\n" % (enc(k), enc(v)) for k, v in pairs]), colenc
+        return b"".join([b"%s\t%s\n" % kv for kv in pairs])
+    if colenc == "B":
+        # b2a_base64 ends its output with a newline: the value's is the record's
+        b2a = binascii.b2a_base64
+        return b"".join([b"%s\t%s" % (b2a(k, newline=False), b2a(v)) for k, v in pairs])
+    enc = _ENCODERS[colenc]
+    return b"".join([b"%s\t%s\n" % (enc(k), enc(v)) for k, v in pairs])
 
 
 # ---------------------------------------------------------------- forms and content types
