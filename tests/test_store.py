@@ -1069,3 +1069,17 @@ def test_database_matches_dict_model(ops) -> None:
         else:
             replica.clear()
     assert replica == model
+
+
+@pytest.mark.parametrize("spec", ["%", "*", "+", "-", ":"])
+def test_clear_disables_every_cursor(spec: str) -> None:
+    """Kyoto Cabinet's clear disables the cursors (ktserver); records set again do not revive them."""
+    db = Store([spec], clock=FakeClock(1000.0)).resolve(0)
+    db.set(b"a", b"1")
+    cur = db.cursor()
+    cur.jump()
+    db.clear()
+    db.set(b"a", b"2")
+    assert _err(cur.get_key) == NO_RECORD
+    cur.jump()
+    assert cur.get_key() == b"a"

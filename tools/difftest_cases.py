@@ -84,6 +84,14 @@ CASES["expiry-lazy-visible"] = [
     binary(codec.encode_set_bulk_request(0, [(1, 1, b"x%d" % i, b"v") for i in range(9)])),
     get(b"/rpc/status?DB=1"), get(b"/rpc/vacuum?DB=1&step=8"), get(b"/rpc/status?DB=1"),
     get(b"/rpc/match_prefix?DB=1&prefix=x")]
+CASES["cursor-clear"] = [  # clear disables every cursor of the database, of a B+ tree (0) and a cache (1)
+    *[get(b"/rpc/set?DB=%d&key=%s&value=v" % (db, k)) for db in (0, 1) for k in (b"a", b"b")],
+    get(b"/rpc/cur_jump?CUR=1"), get(b"/rpc/cur_jump?CUR=2&DB=1"), get(b"/rpc/cur_jump?CUR=3&DB=1"),
+    get(b"/rpc/clear"), get(b"/rpc/clear?DB=1"),
+    *[get(b"/rpc/set?DB=%d&key=%s&value=w" % (db, k)) for db in (0, 1) for k in (b"a", b"b")],
+    get(b"/rpc/cur_get_key?CUR=1"), get(b"/rpc/cur_step?CUR=1"), get(b"/rpc/cur_get?CUR=2"),
+    get(b"/rpc/cur_set_value?CUR=3&value=x"), get(b"/rpc/cur_remove?CUR=2"), get(b"/rpc/cur_jump?CUR=1"),
+    get(b"/rpc/cur_get_key?CUR=1"), get(b"/rpc/match_prefix?DB=1&prefix=")]
 for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
     CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
         get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]

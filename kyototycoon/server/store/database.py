@@ -80,6 +80,7 @@ class Database:
         elif self.spec.type is DbType.PHASH:
             self._order = HashOrder(PHASH_BUCKETS, rotate=False, hash=fnv1a, newest_first=True)
         self._cursors: weakref.WeakSet[HashOrderCursor] = weakref.WeakSet()
+        self._all_cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()  # clear disables them all
         # kttimeddb.h's lazy expiration: a score that operations raise (xsc_) and, once it is high
         # enough, a cursor (xcur_) that walks on over a few records, removing those that expired
         self._xsc = 0
@@ -560,7 +561,10 @@ class Database:
         self._recs.clear()
         self._bytes = 0
         self._leaf = False
-        self._xcur._key = None  # the purge cursor is disabled too; its score stays
+        # every Kyoto Cabinet database disables its cursors on clear (disable_cursors; ProtoDB sets
+        # them to the map's end); the purge cursor is one of them, its score stays
+        for cursor in list(self._all_cursors):
+            cursor._key = None
         if self._order is not None:
             self._order.clear()
         self.store.log_write(self.index, OP_CLEAR, b"", b"")
@@ -582,12 +586,16 @@ class Database:
 
     def cursor(self) -> Cursor:
         """A new, unpositioned cursor on this database, moving as its type's cursors do."""
+        cursor: Cursor
         if self._order is not None:
             kind = ProtoHashCursor if self.spec.type is DbType.PHASH else HashOrderCursor
             ordered = kind(self)
             self._cursors.add(ordered)
-            return ordered
-        return CURSORS[self.spec.cursor_kind](self)
+            cursor = ordered
+        else:
+            cursor = CURSORS[self.spec.cursor_kind](self)
+        self._all_cursors.add(cursor)
+        return cursor
 
     def status(self) -> dict[str, str]:
         """``status`` answer shaped like the real server's for this database's type."""
