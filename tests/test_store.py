@@ -1083,3 +1083,13 @@ def test_clear_disables_every_cursor(spec: str) -> None:
     assert _err(cur.get_key) == NO_RECORD
     cur.jump()
     assert cur.get_key() == b"a"
+
+
+def test_match_regex_reads_keys_as_c_strings() -> None:
+    """ktserver's regexec sees a key up to its first NUL byte (recorded: difftest case regex-c-string)."""
+    db = make_store().resolve(0)
+    for key in (b"a\x00b", b"ab", b"\x00b", b"b"):
+        db.set(key, b"v")
+    assert db.match_regex(b"b") == [b"ab", b"b"]
+    assert db.match_regex(b"a$") == [b"a\x00b"]
+    assert db.match_regex(b"^$") == [b"\x00b"]

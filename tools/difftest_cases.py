@@ -92,6 +92,10 @@ CASES["cursor-clear"] = [  # clear disables every cursor of the database, of a B
     get(b"/rpc/cur_get_key?CUR=1"), get(b"/rpc/cur_step?CUR=1"), get(b"/rpc/cur_get?CUR=2"),
     get(b"/rpc/cur_set_value?CUR=3&value=x"), get(b"/rpc/cur_remove?CUR=2"), get(b"/rpc/cur_jump?CUR=1"),
     get(b"/rpc/cur_get_key?CUR=1"), get(b"/rpc/match_prefix?DB=1&prefix=")]
+CASES["regex-c-string"] = [  # kc::Regex::match: regexec on the key's C string, up to its first NUL
+    rpc(b"set_bulk", b"_a\x00b\t1\n_ab\t2\n_\x00b\t3\n_b\t4\n"), get(b"/rpc/match_regex?regex=b"),
+    get(b"/rpc/match_regex?regex=a%24"), get(b"/rpc/match_regex?regex=%5e%24"),
+    get(b"/rpc/match_regex?regex=a.b")]
 for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
     CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
         get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]

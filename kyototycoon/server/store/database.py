@@ -272,6 +272,8 @@ class Database:
                     timeout: float | None = DEFAULT_REGEX_TIMEOUT) -> list[bytes]:
         """Keys in which ``pattern`` matches somewhere (search, like POSIX ``regexec``), in key order.
 
+        As on ktserver, a key is matched as a C string: up to its first NUL byte.
+
         A pattern that does not compile raises LogicalInconsistency
         ``compilation failed`` like the real server. Matching is bounded by
         ``timeout`` seconds in total (None = unbounded): past it the call
@@ -288,14 +290,16 @@ class Database:
         for key in self.keys_in_order():  # nothing can change them during this synchronous scan
             if len(out) >= limit:
                 break
+            # kc::Regex::match hands the key to regexec as a C string: it ends at its first NUL
+            text = key.partition(b"\0")[0]
             if deadline is None:
-                hit = compiled.search(key)
+                hit = compiled.search(text)
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise logic("regular expression timed out")
                 try:
-                    hit = compiled.search(key, timeout=remaining)
+                    hit = compiled.search(text, timeout=remaining)
                 except TimeoutError:
                     raise logic("regular expression timed out") from None
             if hit is not None:
