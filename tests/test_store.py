@@ -1093,3 +1093,21 @@ def test_match_regex_reads_keys_as_c_strings() -> None:
     assert db.match_regex(b"b") == [b"ab", b"b"]
     assert db.match_regex(b"a$") == [b"a\x00b"]
     assert db.match_regex(b"^$") == [b"\x00b"]
+
+
+def test_increment_double_past_2_63_wraps_its_integer_part() -> None:
+    """x86's (int64_t) of a long double out of range is INT64_MIN (recorded: difftest case double-wrap)."""
+    db = make_store().resolve(0)
+    assert db.increment_double(b"d", 9.3e18) == 9.3e18
+    assert db.get(b"d")[0] == struct.pack(">qq", -(2**63), 0)
+    assert db.increment_double(b"d", 1) == -math.inf  # the stored integer part now reads as -inf
+    assert encode_double(-(2.0**63)) == struct.pack(">qq", -(2**63), 0)
+    assert encode_double(2.0**62) == struct.pack(">qq", 2**62, 0)
+
+
+def test_real_numbers_are_printed_through_a_128_byte_buffer() -> None:
+    from kyototycoon.server.textnum import format_f
+
+    assert format_f(1.5) == b"1.500000"
+    assert format_f(2e120) == (b"%f" % 2e120)[:127] + b"\0"  # 128 characters: the NUL of snprintf
+    assert format_f(1e300) == (b"%f" % 1e300)[:127] + b"*"

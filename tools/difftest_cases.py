@@ -96,6 +96,17 @@ CASES["regex-c-string"] = [  # kc::Regex::match: regexec on the key's C string, 
     rpc(b"set_bulk", b"_a\x00b\t1\n_ab\t2\n_\x00b\t3\n_b\t4\n"), get(b"/rpc/match_regex?regex=b"),
     get(b"/rpc/match_regex?regex=a%24"), get(b"/rpc/match_regex?regex=%5e%24"),
     get(b"/rpc/match_regex?regex=a.b")]
+CASES["double-wrap"] = [  # (int64_t) of a long double past 2^63 is INT64_MIN on x86: the integer part wraps
+    get(b"/rpc/increment_double?key=d&num=9223372036854775807"), get(b"/rpc/get?key=d"),
+    get(b"/rpc/increment_double?key=d&num=1"), get(b"/rpc/increment_double?key=e&num=9.3e18"),
+    get(b"/rpc/increment_double?key=e&num=9.3e18"), get(b"/rpc/get?key=e"),
+    get(b"/rpc/increment_double?key=f&num=-9.3e18"), get(b"/rpc/get?key=f"),
+    get(b"/rpc/increment_double?key=g&num=-9223372036854775808"), get(b"/rpc/get?key=g"),
+    get(b"/rpc/increment_double?key=h&num=1e300&orig=5"), get(b"/rpc/get?key=h"),
+    get(b"/rpc/increment_double?key=e&num=0"),
+    # and its %f goes through a 128-byte buffer: 127 characters and "*", or a NUL at 128
+    get(b"/rpc/increment_double?key=i&num=1e120"), get(b"/rpc/increment_double?key=j&num=1e121"),
+    get(b"/rpc/increment_double?key=k&num=2e120")]
 for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
     CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
         get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]
