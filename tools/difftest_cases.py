@@ -107,6 +107,13 @@ CASES["double-wrap"] = [  # (int64_t) of a long double past 2^63 is INT64_MIN on
     # and its %f goes through a 128-byte buffer: 127 characters and "*", or a NUL at 128
     get(b"/rpc/increment_double?key=i&num=1e120"), get(b"/rpc/increment_double?key=j&num=1e121"),
     get(b"/rpc/increment_double?key=k&num=2e120")]
+# the random corpus' s0-e16: match_similar (utf or not) sees a record that expired at once (X-Kt-Xt: 1,
+# the epoch's first second) and is not purged yet
+CASES["match-similar-expired"] = [
+    get(b"/rpc/vacuum"), http(b"PUT", b"/a", b"%zz", (b"X-Kt-Mode: set", b"X-Kt-Xt: 1")), get(b"/a"),
+    http(b"POST", b"/rpc/match_similar", b"DB=0&origin=&utf=1",
+         (b"Content-Type: application/x-www-form-urlencoded",)),
+    get(b"/rpc/match_similar?origin=b")]
 for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
     CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
         get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]
