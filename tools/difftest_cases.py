@@ -114,6 +114,19 @@ CASES["match-similar-expired"] = [
     http(b"POST", b"/rpc/match_similar", b"DB=0&origin=&utf=1",
          (b"Content-Type: application/x-www-form-urlencoded",)),
     get(b"/rpc/match_similar?origin=b")]
+# ktserver reads no body for GET, HEAD and DELETE: one's bytes are the next request
+CASES["bodiless-body-is-next-request"] = [
+    http(b"GET", b"/rpc/echo?a=1", b"GET /rpc/echo?b=2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    http(b"DELETE", b"/k", b"HEAD /k HTTP/1.1\r\n\r\n"), get(b"/rpc/echo?c=3"), get(b"/rpc/echo?d=4")]
+# header lines as kthttp.h reads them: control bytes in values taken, names' spaces normalised, a line
+# without a colon skipped, the last of a repeated name wins, Connection compared whole
+CASES["header-lines"] = [
+    http(b"GET", b"/rpc/echo?a=1", headers=(b"X-A: a\x01b\x7fc\x1b", b"X-B:\tq\x00r", b"junk line")),
+    http(b"PUT", b"/k", b"v", (b" X-Kt-Mode\t : add",)), http(b"PUT", b"/k", b"v", (b"x-kt-MODE:add",)),
+    http(b"PUT", b"/k", b"w", (b"X-Kt-Mode: add", b"X-Kt-Mode: set")), get(b"/k"),
+    http(b"POST", b"/rpc/echo", b"a\tb\n", (b"Content-Type: text/plain", TSV)),
+    http(b"GET", b"/rpc/echo?c=1", headers=(b"Connection: close, foo",)), get(b"/rpc/echo?d=2"),
+    http(b"GET", b"/rpc/echo?e=1", headers=(b"Connection: CLOSE",)), get(b"/rpc/echo?f=2")]
 for method in (b"GET", b"HEAD", b"DELETE"):  # its body is left unread: the last step of its episode
     CASES[f"rpc-{method.decode().lower()}-reads-no-body"] = [
         get(b"/rpc/void"), http(method, b"/rpc/echo?q=1", b"a\tb\n", (TSV,))]
