@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,17 @@ from kyototycoon.fuzz.difftest import (
 from kyototycoon.server import EmbeddedServer
 
 DATABASES = ["%", "*", "casket.kct"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scratch_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """File databases (``casket.kct``) name paths relative to the working directory: not the checkout's."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("difftest"))
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 @pytest.fixture(scope="module")

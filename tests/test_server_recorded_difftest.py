@@ -50,8 +50,9 @@ def test_the_corpus_covers_every_protocol() -> None:
 
 
 def _peer(databases: list[str]) -> Iterator[Peer]:
-    # file databases (casket.kct, ...) name paths relative to the server's directory: a scratch one
-    with scratch_dir(), EmbeddedServer(databases) as srv:
+    # file databases (casket.kct, ...) name paths relative to the server's directory: a scratch one.
+    # No idle purge: ktserver answered these steps back to back, a loaded machine may pause between them.
+    with scratch_dir(), EmbeddedServer(databases, idle_purge=False) as srv:
         yield Peer(srv.host, srv.port, len(databases))
 
 

@@ -502,21 +502,46 @@ def test_expiration_with_fake_clock() -> None:
     db.set(b"long", b"l", 20)
     db.set(b"never", b"n")
     cur = db.cursor()
-    cur.jump()
+    cur.jump(b"s")
     clock.now = 1010.9  # xt == now: still alive (expired only once now > xt)
     assert db.get(b"short") == (b"s", 1010)
     logged = s.log_count()
     clock.now = 1011.0
     assert _err(db.get, b"short") == NO_RECORD
-    assert db.count() == 2
-    assert db.match_prefix(b"") == [b"long", b"never"]
-    assert cur.get_key() == b"long"  # the cursor's record expired: it stands on the next
+    # as on ktserver, the expired record stays until purged: count and match_* still see it
+    assert db.count() == 3
+    assert db.match_prefix(b"") == [b"long", b"never", b"short"]
+    assert _err(cur.get_key) == NO_RECORD  # a cursor steps over it (here off the end)
+    cur.jump()
     clock.now = 5000.0
+    assert cur.get_key() == b"never"
     assert db.items() == [(b"never", b"n", XT_MAX)]
+    assert db.vacuum() == 2
+    assert db.count() == 1
     assert s.log_count() == logged  # purges are not logged
-    db.add(b"short", b"again")  # an expired record no longer blocks add
+    db.set(b"old", b"o", -1)
+    assert _err(db.remove, b"old") == NO_RECORD
+    assert db.count() == 1  # but remove takes an expired record away (and logs it), as ktserver's
+    db.set(b"gone", b"g", -1)  # expired at once
+    db.add(b"gone", b"again")  # an expired record does not block add
     # a B+ tree's cusage: 8 + (key + value + 13) a record, the purged ones gone
-    assert db.status()["cusage"] == str(8 + len(b"never" + b"n" + b"short" + b"again") + 2 * 13)
+    assert db.status()["cusage"] == str(8 + len(b"never" + b"n" + b"gone" + b"again") + 2 * 13)
+
+
+def test_expired_records_are_purged_by_the_score_of_operations() -> None:
+    """kttimeddb.h: a write scores 256, a read 32; at 2048 the purge cursor visits score // 256 records."""
+    db = make_store(FakeClock(1000.0)).resolve(0)
+    for i in range(10):
+        db.set(b"k%d" % i, b"v", -1)  # expired at once; the 8th write starts the purge cursor
+    assert db.count() == 10
+    for _ in range(6):
+        assert _err(db.get, b"k0") == NO_RECORD
+    for _ in range(5):
+        db.set(b"z", b"v")
+    assert db.count() == 11  # 512 + 6 * 32 + 5 * 256 = 1984
+    db.set(b"z", b"v")  # 2240: eight records visited from the first, all expired
+    assert db.count() == 3
+    assert db.match_prefix(b"k") == [b"k8", b"k9"]
 
 
 def test_vacuum_step() -> None:
@@ -524,10 +549,11 @@ def test_vacuum_step() -> None:
     s = make_store(clock)
     db = s.resolve(0)
     for i in range(5):
-        db.set(b"k%d" % i, b"v", i + 1)
+        db.set(b"k%d" % i, b"v", i + 1)  # 1280
     clock.now = 2000.0
-    assert db.vacuum(2) == 2
-    assert db.vacuum() == 3
+    assert db.vacuum(2) == 0  # 1792: below the threshold
+    assert db.vacuum(2) == 0  # 2304: the purge cursor, unpositioned, goes to the first record
+    assert db.vacuum(8) == 5  # 8 steps: every record, expired
     assert db.vacuum() == 0
     assert len(db) == 0
 
@@ -1043,3 +1069,45 @@ def test_database_matches_dict_model(ops) -> None:
         else:
             replica.clear()
     assert replica == model
+
+
+@pytest.mark.parametrize("spec", ["%", "*", "+", "-", ":"])
+def test_clear_disables_every_cursor(spec: str) -> None:
+    """Kyoto Cabinet's clear disables the cursors (ktserver); records set again do not revive them."""
+    db = Store([spec], clock=FakeClock(1000.0)).resolve(0)
+    db.set(b"a", b"1")
+    cur = db.cursor()
+    cur.jump()
+    db.clear()
+    db.set(b"a", b"2")
+    assert _err(cur.get_key) == NO_RECORD
+    cur.jump()
+    assert cur.get_key() == b"a"
+
+
+def test_match_regex_reads_keys_as_c_strings() -> None:
+    """ktserver's regexec sees a key up to its first NUL byte (recorded: difftest case regex-c-string)."""
+    db = make_store().resolve(0)
+    for key in (b"a\x00b", b"ab", b"\x00b", b"b"):
+        db.set(key, b"v")
+    assert db.match_regex(b"b") == [b"ab", b"b"]
+    assert db.match_regex(b"a$") == [b"a\x00b"]
+    assert db.match_regex(b"^$") == [b"\x00b"]
+
+
+def test_increment_double_past_2_63_wraps_its_integer_part() -> None:
+    """x86's (int64_t) of a long double out of range is INT64_MIN (recorded: difftest case double-wrap)."""
+    db = make_store().resolve(0)
+    assert db.increment_double(b"d", 9.3e18) == 9.3e18
+    assert db.get(b"d")[0] == struct.pack(">qq", -(2**63), 0)
+    assert db.increment_double(b"d", 1) == -math.inf  # the stored integer part now reads as -inf
+    assert encode_double(-(2.0**63)) == struct.pack(">qq", -(2**63), 0)
+    assert encode_double(2.0**62) == struct.pack(">qq", 2**62, 0)
+
+
+def test_real_numbers_are_printed_through_a_128_byte_buffer() -> None:
+    from kyototycoon.server.textnum import format_f
+
+    assert format_f(1.5) == b"1.500000"
+    assert format_f(2e120) == (b"%f" % 2e120)[:127] + b"\0"  # 128 characters: the NUL of snprintf
+    assert format_f(1e300) == (b"%f" % 1e300)[:127] + b"*"

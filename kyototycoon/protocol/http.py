@@ -791,8 +791,49 @@ class ResponseReader(_Reader):
                 head_end, mode, length)
 
 
+#: ktserver (kthttp.h) reads a body for POST, PUT and unknown methods only (compared exactly)
+_BODILESS_METHODS = frozenset(("GET", "HEAD", "DELETE"))
+#: kc::strnrmspc: the bytes it takes for spaces
+_KC_SPACES = bytes(range(1, 0x21)) + b"\x7f"
+_TO_SPACE = bytes.maketrans(_KC_SPACES, b" " * len(_KC_SPACES))
+
+
+def _ktserver_request_headers(text: bytes, version: str
+                              ) -> tuple[dict[str, str], list[tuple[bytes, bytes]], bool]:
+    """Header lines of a request read as ktserver 0.9.56b reads them (kthttp.h ``process``).
+
+    A line ends at LF, its CRs dropped, and is a C string (it ends at a NUL); a line
+    without a colon is skipped; the name has its spaces normalised (``kc::strnrmspc``) and
+    is lowercased; the value loses its leading spaces and keeps any other byte, control
+    bytes included; a name given twice keeps its last value. Returns the headers, the raw
+    pairs and keep-alive (``Connection: close``/``keep-alive`` exactly, else the version's).
+    """
+    headers: dict[str, str] = {}
+    raw: list[tuple[bytes, bytes]] = []
+    keep = version == "HTTP/1.1"
+    for line in text.split(b"\n"):
+        name, colon, value = line.replace(b"\r", b"").partition(b"\0")[0].partition(b":")
+        name = b" ".join(name.translate(_TO_SPACE).split())  # kc::strnrmspc
+        if not colon or not name:
+            continue
+        value = value.lstrip(b" ")
+        raw.append((name, value))
+        key = name.lower().decode("latin-1")
+        headers[key] = value.decode("latin-1")
+        if key == "connection":
+            if value.lower() == b"close":
+                keep = False
+            elif value.lower() == b"keep-alive":
+                keep = True
+    return headers, raw, keep
+
+
 class RequestReader(_Reader):
-    """Server side: parse a client's requests (pipelined ones included)."""
+    """Server side: parse a client's requests (pipelined ones included), as ktserver reads them.
+
+    Header lines are read by ktserver's rules (:func:`_ktserver_request_headers`), and the
+    body of a GET, HEAD or DELETE is not read at all: its bytes start the next request.
+    """
 
     def __init__(
         self,
@@ -824,7 +865,7 @@ class RequestReader(_Reader):
                     raise self._truncated("a request head")
                 return None
             self._head = self._parse_head(head_end)
-        method, target, version, headers, raw, head_end, chunked, length = self._head
+        method, target, version, headers, raw, head_end, chunked, length, keep = self._head
         buf = self._buf
         if chunked:
             end = self._read_chunked(head_end)
@@ -835,7 +876,7 @@ class RequestReader(_Reader):
             self._head = None
             self._line_ok = False
             body = self._take_chunked(end)
-            return Request(method, target, version, headers, raw, body, _keep_alive(version, headers))
+            return Request(method, target, version, headers, raw, body, keep)
         end = head_end + length
         if len(buf) < end:
             if self._eof:
@@ -846,7 +887,7 @@ class RequestReader(_Reader):
         self._scan = 0
         self._head = None
         self._line_ok = False
-        return Request(method, target, version, headers, raw, body, _keep_alive(version, headers))
+        return Request(method, target, version, headers, raw, body, keep)
 
     def _check_request_line_start(self) -> None:
         # Fail fast on garbage (e.g. "HELLO\r\n\r\n" or a binary-protocol byte) as soon
@@ -892,12 +933,15 @@ class RequestReader(_Reader):
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         method, target, version = self._parse_request_line(lines[0])
-        headers, raw = _parse_headers(block, lines, skip=len(lines[0]))
-        chunked = _is_chunked(headers)
+        headers, raw, keep = _ktserver_request_headers(block[len(lines[0]) + 2:], version)
+        chunked = False
         length = 0
-        if not chunked:
+        if method not in _BODILESS_METHODS:
+            # a Content-Length first, else "Transfer-Encoding: chunked" exactly (kthttp.h)
             cl = _content_length(headers)
             if cl is not None:
                 self._check_body_size(cl)
                 length = cl
-        return (method, target, version, headers, raw, head_end, chunked, length)
+            else:
+                chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        return (method, target, version, headers, raw, head_end, chunked, length, keep)

@@ -58,5 +58,8 @@ class ServerConfig:
     ulog_limit: int = DEFAULT_ULOG_LIMIT
     ulog_sync: str = "always"  # always | interval | never
     regex_timeout: float = 1.0  # total seconds one match_regex may spend
+    # ktserver's idle event: after 0.1 s without a request, four vacuum(2) purge expired records.
+    # Off for replaying recorded exchanges, whose pauses on a loaded machine are not the recording's.
+    idle_purge: bool = True
     server_name: Optional[str] = None
     scripts: ScriptRegistry = field(default_factory=default_scripts)

@@ -45,6 +45,9 @@ _log = logging.getLogger(__name__)
 _READ_SIZE = 256 * 1024
 _REPLICATION = int(ReplicationMagic.REPLICATION)
 _WATCHDOG_PERIOD = 1.0
+#: ktthserv.h: the poll's wait; a wait that sees no event is an idle event (ktserver.cc
+#: process_idle: four ``vacuum(2)`` of the next database, which purge expired records)
+_IDLE_PERIOD = 0.1
 
 
 def _is_binary(first_byte: int) -> bool:
@@ -82,6 +85,9 @@ class Server:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task] = set()
         self._stopped: Optional[asyncio.Event] = None
+        #: monotonic time of the last bytes any connection received (the idle purge waits for quiet)
+        self.last_event = time.monotonic()
+        self._idle_count = 0
         #: the replication slave (kyototycoon.server.slave), when the config names an RTS file
         self.slave: Optional[ReplicationSlave] = None
         #: the update log on disk (kyototycoon.server.ulog_file), when the config names a directory
@@ -118,6 +124,8 @@ class Server:
             self._listeners.append(mc)
             self.memcache_port = mc.sockets[0].getsockname()[1]
         self._spawn(self._watchdog())
+        if cfg.idle_purge:
+            self._spawn(self._idle())
         if self.ulog_files is not None and cfg.ulog_sync == "interval":
             self._spawn(flush_every(self.ulog_files))
         if cfg.snapshot and cfg.snapshot_interval > 0:
@@ -193,6 +201,20 @@ class Server:
                 if conn.stalled_since is not None and conn.stalled_since < deadline:
                     conn.time_out()
 
+    async def _idle(self) -> None:
+        while True:
+            await asyncio.sleep(_IDLE_PERIOD)
+            if time.monotonic() - self.last_event >= _IDLE_PERIOD:
+                self.idle_purge()
+
+    def idle_purge(self) -> None:
+        """ktserver's idle event: four ``vacuum(2)`` of the next database in turn."""
+        databases = self.store.databases
+        db = databases[self._idle_count % len(databases)]
+        self._idle_count += 1
+        for _ in range(4):
+            db.vacuum(2)
+
     async def _snapshot_every(self, seconds: float) -> None:
         while True:
             await asyncio.sleep(seconds)
@@ -249,6 +271,7 @@ class _Connection:
         self.stalled_since = time.monotonic() if in_request else None
         data = await self.reader.read(_READ_SIZE)
         self.stalled_since = None
+        self.server.last_event = time.monotonic()
         return data
 
     def time_out(self) -> None:

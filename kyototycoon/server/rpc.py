@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 from kyototycoon import errors
 from kyototycoon.server import scripts, ulog_file
 from kyototycoon.server.store import XT_MAX, Cursor, Database
-from kyototycoon.server.textnum import atof, atoi
+from kyototycoon.server.textnum import atof, atoi, format_f
 from kyototycoon.spec.rpc import PROCEDURES as RPC_SPEC
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def do_increment(call: Call) -> Outmap:
 def do_increment_double(call: Call) -> Outmap:
     p = call.params
     num = call.db.increment_double(p[b"key"], atof(p[b"num"]), _orig_float(p.get(b"orig")), call.xt())
-    return {b"num": b"%f" % num}
+    return {b"num": format_f(num)}
 
 
 def do_cas(call: Call) -> None:

@@ -68,3 +68,22 @@ def atoix(text: bytes) -> int:
         num = -num
     num *= 1 << _ATOIX_UNITS.get(unit.lower(), 0)
     return max(INT64_MIN, min(INT64_MAX, int(num)))
+
+
+#: kcutil.h vstrprintf: a real number is printed into a buffer of NUMBUFSIZ * 4 bytes
+_REAL_BUFSIZ = 128
+
+
+def format_f(num: float) -> bytes:
+    """``num`` as ``kc::vstrprintf`` prints ``%f`` (what ktserver answers).
+
+    ``snprintf`` fills a 128-byte buffer: a longer number keeps its first 127
+    characters and ends with ``*``; one of exactly 128 ends with the NUL
+    ``snprintf`` wrote in place of its last character.
+    """
+    text = b"%f" % num
+    if len(text) > _REAL_BUFSIZ:
+        return text[:_REAL_BUFSIZ - 1] + b"*"
+    if len(text) == _REAL_BUFSIZ:
+        return text[:_REAL_BUFSIZ - 1] + b"\0"
+    return text

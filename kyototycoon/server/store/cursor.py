@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from kyototycoon.server.store.common import KeyLike, as_bytes, no_record, not_implemented
 from kyototycoon.server.store.dbtypes import CursorKind
-from kyototycoon.server.store.expiry import absolute_xt
+from kyototycoon.server.store.expiry import READ_SCORE, WRITE_SCORE, absolute_xt
 
 if TYPE_CHECKING:
     from kyototycoon.server.store.database import Database
@@ -21,8 +21,11 @@ class Cursor:
     is >= the remembered key (if that record was removed, the cursor stands on
     the next one, as a B+ tree cursor does). Every operation on an unpositioned
     cursor, or one that ran off either end, raises NoRecord
-    (``DB: 7: no record: no record``). A record that expires under the cursor
-    is purged, so the cursor then stands on the next one.
+    (``DB: 7: no record: no record``). Moves (``jump``, ``step``) land on
+    records whether expired or not; the operations that read or write one
+    (``get``, ``set_value``, ``remove``, ``seize``) first step over the expired
+    ones, as ``kt::TimedDB::Cursor::accept`` does, and raise the database's
+    expiration score.
 
     Direction, as ``kc::PlantDB::Cursor``: ``jump_back``/``step_back`` make
     the cursor go backward, ``jump``/``step`` forward again; going backward,
@@ -56,6 +59,21 @@ class Cursor:
         self._key = key
         if key is None:
             raise no_record()
+        return key
+
+    def _peek(self) -> bytes | None:
+        """The key of the record the cursor stands on, expired or not; None when unpositioned."""
+        if self._key is not None:
+            self._key = self.db._ceiling(self._key)
+        return self._key
+
+    def _accept(self) -> bytes:
+        # TimedDB::Cursor::accept: an expired record is stepped over (in the cursor's direction)
+        key = self._locate()
+        now = self.db._now()
+        while now > self.db._recs[key][1]:
+            self._advance(key)
+            key = self._locate()
         return key
 
     def _first(self) -> bytes | None:
@@ -97,11 +115,14 @@ class Cursor:
 
     def get(self, step: bool = False) -> tuple[bytes, bytes, int]:
         """``(key, value, xt)`` of the current record, then step if asked."""
-        key = self._locate()
-        value, xt = self.db._recs[key]
-        if step:
-            self._advance(key)
-        return key, value, xt
+        try:
+            key = self._accept()
+            value, xt = self.db._recs[key]
+            if step:
+                self._advance(key)
+            return key, value, xt
+        finally:
+            self.db._score(READ_SCORE)
 
     def get_key(self, step: bool = False) -> bytes:
         """Key of the current record, then step if asked."""
@@ -113,23 +134,32 @@ class Cursor:
 
     def set_value(self, value: KeyLike, xt: int | None = None, step: bool = False) -> None:
         """Replace the current record's value and expiration, then step if asked."""
-        key = self._locate()
-        self.db._put(key, as_bytes(value), absolute_xt(xt, int(self.db.store.clock())))
-        if step:
-            self._advance(key)
+        try:
+            key = self._accept()
+            self.db._put(key, as_bytes(value), absolute_xt(xt, int(self.db.store.clock())))
+            if step:
+                self._advance(key)
+        finally:
+            self.db._score(WRITE_SCORE)
 
     def remove(self) -> None:
         """Remove the current record; the cursor moves on (maybe off the end)."""
-        key = self._locate()
-        self.db._delete(key)
-        self._after_removal(key)
+        try:
+            key = self._accept()
+            self.db._delete(key)
+            self._after_removal(key)
+        finally:
+            self.db._score(WRITE_SCORE)
 
     def seize(self) -> tuple[bytes, bytes, int]:
         """Remove the current record and return ``(key, value, xt)``; the cursor moves on."""
-        key = self._locate()
-        value, xt = self.db._delete(key)
-        self._after_removal(key)
-        return key, value, xt
+        try:
+            key = self._accept()
+            value, xt = self.db._delete(key)
+            self._after_removal(key)
+            return key, value, xt
+        finally:
+            self.db._score(WRITE_SCORE)
 
 
 class ProtoTreeCursor(Cursor):
@@ -203,6 +233,11 @@ class HashOrderCursor(HashCursor):
     def _escape(self, key: bytes) -> None:
         if self._key == key:
             self._key = self._order.after(key)
+
+    def _peek(self) -> bytes | None:
+        if self._key is not None and self._key not in self._order:
+            self._key = None
+        return self._key
 
     def _locate(self) -> bytes:
         self.db._now()

@@ -1,18 +1,32 @@
 """Expiration times: every record carries an absolute one in epoch seconds.
 
 :data:`XT_MAX` means "never", as the real server reports it. A record is
-expired once ``now > xt``. Each operation first purges the records that
-have expired (an index ordered by expiration time makes this cheap), so
-expired records are never visible and ``count()`` is exact. Purges are not
-written to the update log, like Kyoto Tycoon's own expiration sweeps:
-slaves receive the expiration time and expire the record themselves.
+expired once ``now > xt``. As in kttimeddb.h, an expired record is invisible
+to the operations on keys and to cursors, but stays in the database until
+it is purged: ``count``, ``status``, ``report`` and ``match_*`` still see it.
+Purging is lazy: each operation on a record raises a score
+(:data:`WRITE_SCORE`, :data:`READ_SCORE`); at :data:`SCORE_THRESHOLD` a purge
+cursor walks on over ``score // SCORE_STEP`` records in the database's order,
+removing the expired ones, and starts again from the first when it runs off
+the end. ``vacuum`` raises the score by its ``step`` or scans everything.
+Purges are not written to the update log, like Kyoto Tycoon's own
+expiration sweeps: slaves receive the expiration time and expire the record
+themselves.
 """
 
 from __future__ import annotations
 
 from kyototycoon.spec.replication import XT_MAX
 
-__all__ = ["XT_MAX", "absolute_xt"]
+__all__ = ["READ_SCORE", "SCORE_STEP", "SCORE_THRESHOLD", "WRITE_SCORE", "XT_MAX", "absolute_xt"]
+
+#: kttimeddb.h XTSCUNIT: the score of a write, and of one step of the purge cursor
+SCORE_STEP = 256
+WRITE_SCORE = SCORE_STEP
+#: XTSCUNIT / XTREADFREQ: the score of a read
+READ_SCORE = SCORE_STEP // 8
+#: XTSCUNIT * XTUNIT: the score at which the purge cursor moves
+SCORE_THRESHOLD = SCORE_STEP * 8
 
 
 def absolute_xt(xt: int | None, now: float) -> int:

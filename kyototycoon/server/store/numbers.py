@@ -38,9 +38,13 @@ def split_double(num: float) -> tuple[int, int]:
     if math.isinf(num):
         return (INT64_MAX if num > 0 else INT64_MIN), 0
     fract, integ = math.modf(num)
+    whole = int(integ)
+    if not INT64_MIN <= whole <= INT64_MAX:
+        # (int64_t) of a long double out of range is x86's "integer indefinite", INT64_MIN
+        whole = INT64_MIN
     # Exact arithmetic: a float product would round 0.3 * 10^15 up to 3e14
     # where the C long double product truncates to 299999999999999.
-    return max(INT64_MIN, min(INT64_MAX, int(integ))), math.trunc(Fraction(fract) * DEC_UNIT)
+    return whole, math.trunc(Fraction(fract) * DEC_UNIT)
 
 
 def encode_double(num: float) -> bytes:
