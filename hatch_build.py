@@ -10,16 +10,21 @@ without a compiler the build warns once and the wheel is pure Python.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 
-def _load_codegen(root: Path):
+@contextlib.contextmanager
+def _codegen(root: Path) -> Iterator[types.ModuleType]:
     # Import kyototycoon.codegen from the source tree without running
-    # kyototycoon/__init__.py, which needs the very modules being generated.
+    # kyototycoon/__init__.py, which needs the very modules being generated. The stand-in
+    # package stays for the whole use: codegen imports more of the tree lazily (protocol.tsv's
+    # tables for the C loops), and an installed kyototycoon must not answer in its place.
     saved = {k: v for k, v in sys.modules.items() if k == "kyototycoon" or k.startswith("kyototycoon.")}
     for name in saved:
         del sys.modules[name]
@@ -29,7 +34,7 @@ def _load_codegen(root: Path):
     try:
         from kyototycoon.codegen import generate
 
-        return generate
+        yield generate
     finally:
         for name in [k for k in sys.modules if k == "kyototycoon" or k.startswith("kyototycoon.")]:
             del sys.modules[name]
@@ -41,13 +46,13 @@ class CodegenHook(BuildHookInterface):
 
     def initialize(self, version: str, build_data: dict) -> None:
         root = Path(self.root)
-        generate = _load_codegen(root)
         out = root / "kyototycoon" / "_codec"
-        for path in generate.write(out):
-            self.app.display_info(f"kyototycoon codegen: wrote {path.relative_to(root)}")
-        if self.target_name == "sdist":
-            return  # an sdist ships the C source; the wheel built from it compiles it
-        built, problems = generate.compile_kernels(out)
+        with _codegen(root) as generate:
+            for path in generate.write(out):
+                self.app.display_info(f"kyototycoon codegen: wrote {path.relative_to(root)}")
+            if self.target_name == "sdist":
+                return  # an sdist ships the C source; the wheel built from it compiles it
+            built, problems = generate.compile_kernels(out)
         for path in built:
             self.app.display_info(f"kyototycoon codegen: built {path.relative_to(root)}")
         for problem in problems:
