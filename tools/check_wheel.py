@@ -21,12 +21,12 @@ import time
 
 
 def check_codecs(pure: bool) -> None:
-    from kyototycoon._codec.tsv_kernels import K as tsv_loops
-
     import kyototycoon._codec.binary as binary
     import kyototycoon._codec.replication
+    import kyototycoon._codec.tsv_kernels as tsv_kernels
 
     assert kyototycoon._codec.replication
+    tsv_loops = tsv_kernels.K
     for name in ("kyototycoon.spec", "kyototycoon.codegen"):
         assert importlib.util.find_spec(name) is not None, f"{name} is not installed"
     for top in ("spec", "codegen", "_codec"):
