@@ -395,20 +395,54 @@ def _is_head(method: bytes | str) -> bool:
     return method.upper() == b"HEAD"
 
 
+#: head bytes (through the blank line) -> what _simple_head read from them: a server sends the
+#: same head for every answer of a kind until its Date changes (once a second), and a lookup
+#: costs a fraction of the match. Only heads the quick path takes are kept, a bounded number.
+_HEADS: dict[bytes, tuple[int, int, str, str, bool, int]] = {}
+_MAX_HEADS = 256
+
+
+def _simple_head(data: bytes) -> tuple[int, int, str, str, bool, int] | None:
+    """``(end, status, reason, version, keep_alive, length)`` of the head ``data`` starts with,
+    when the quick path takes it (see :func:`parse_simple_response`); else None.
+
+    ``end`` is where the body starts; ``length`` the Content-Length.
+    """
+    # the first blank line ends a head _SIMPLE_HEAD matches (no field line is empty), and the
+    # match reads no byte past it: equal head bytes, equal result
+    cut = data.find(b"\r\n\r\n") + 4
+    if cut == 3:
+        return None
+    head = data[:cut]
+    known = _HEADS.get(head)
+    if known is not None:
+        return known
+    m = _SIMPLE_HEAD.match(head)
+    if m is None:
+        return None
+    minor, code, reason, length = m.groups()
+    status = int(code)
+    if status < 200 or cut > DEFAULT_MAX_HEADER_BYTES:
+        return None
+    known = (cut, status, reason.decode("latin-1") if reason else "",
+             "HTTP/1.1" if minor == b"1" else "HTTP/1.0", minor == b"1", int(length))
+    if len(_HEADS) >= _MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[head] = known
+    return known
+
+
 def simple_response_size(data: bytes, method: bytes = b"GET") -> int | None:
     """How many bytes the answer starting ``data`` takes, when its head is one
     :func:`parse_simple_response` takes; None for any other (or an incomplete) head.
     """
-    m = _SIMPLE_HEAD.match(data)
-    if m is None:
+    head = _simple_head(data)
+    if head is None:
         return None
-    status = int(m.group(2))
-    end = m.end()
-    if status < 200 or end > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    end, status = head[0], head[1]
     if status == 204 or status == 304 or _is_head(method):
         return end
-    return end + int(m.group(4))
+    return end + head[5]
 
 
 def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | None:
@@ -420,39 +454,36 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
     this returns, a fresh ``ResponseReader`` told to ``expect(method)`` and fed
     ``data`` returns the same; anything else (a bad byte included) gives None.
     """
-    m = _SIMPLE_HEAD.match(data)
-    if m is None:
+    head = _simple_head(data)
+    if head is None:
         return None
-    minor, code, reason, length = m.groups()
-    status = int(code)
-    start = m.end()
-    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    start, status, reason, version, keep_alive, length = head
     if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
         if len(data) != start:
             return None
         body = b""
-    elif len(data) - start == int(length):
+    elif len(data) - start == length:
         body = data[start:]
     else:
         return None
-    resp = _start_response(Response, minor, status, reason, data[: start - 4])
+    resp: Any = _new_response(Response)  # the fields inline: this is every quick answer's cost
+    resp.status = status
+    resp.reason = reason
+    resp.version = version
+    resp.keep_alive = keep_alive
+    resp._head = data[: start - 4]
     resp.body = body
     return resp
 
 
-def _start_response(cls: type, minor: bytes, status: int, reason: bytes | None, head: bytes) -> Any:
-    """A response of the quick path, all but its body: headers are parsed from ``head`` when read."""
+def _start_response(cls: type, head: tuple[int, int, str, str, bool, int], block: bytes) -> Any:
+    """A response of the quick path, all but its body: headers are parsed from ``block`` when read."""
     resp: Any = _new_response(cls)
-    resp.status = status
-    resp.reason = reason.decode("latin-1") if reason else ""
-    if minor == b"1":
-        resp.version = "HTTP/1.1"
-        resp.keep_alive = True
-    else:
-        resp.version = "HTTP/1.0"
-        resp.keep_alive = False
-    resp._head = head
+    resp.status = head[1]
+    resp.reason = head[2]
+    resp.version = head[3]
+    resp.keep_alive = head[4]
+    resp._head = block
     return resp
 
 
@@ -467,19 +498,15 @@ def parse_simple_response_parts(parts: list[bytes], method: bytes = b"GET") -> R
     if not parts:
         return None
     first = parts[0]
-    m = _SIMPLE_HEAD.match(first)
-    if m is None:
+    head = _simple_head(first)
+    if head is None:
         return None
-    status = int(m.group(2))
-    start = m.end()
-    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    start, status = head[0], head[1]
     if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
         return parse_simple_response(b"".join(parts), method)  # no body to keep apart
-    if sum(map(len, parts)) - start != int(m.group(4)):
+    if sum(map(len, parts)) - start != head[5]:
         return None
-    minor, _, reason, _ = m.groups()
-    resp = _start_response(PartsResponse, minor, status, reason, first[: start - 4])
+    resp = _start_response(PartsResponse, head, first[: start - 4])
     resp._parts = [first[start:], *parts[1:]]
     return resp
 
