@@ -25,7 +25,7 @@ from typing import Any
 from kyototycoon.errors import PoolTimeout, StaleConnection, TimedOut
 from kyototycoon.protocol.http import Response
 
-from .core import HTTP, NEED_MORE, RECV_SIZE, SEND, UNSENT_WRITE, Call, ClientConnection
+from .core import _EXACT, BINARY, HTTP, NEED_MORE, RECV_SIZE, SEND, UNSENT_WRITE, Call, ClientConnection
 from .policy import DEFAULT_CONNECTOR, Connector, Limits, pool_timeout_message
 
 __all__ = ["UNSENT_WRITE", "Connection", "Pool", "StaleConnection"]
@@ -113,6 +113,15 @@ class Connection:
                 return None
             data = sock.recv(RECV_SIZE)
             answering = True
+            # the core's quick binary path inline (a call saved on every get and set): an answer of
+            # at most one record, whole in the first read; anything else goes through the core
+            if call.kind == BINARY and call.into is None and data:
+                answer = _EXACT[call.tag](data)  # a plain tuple, or None: not that shape
+                if answer is not None:
+                    core.exchanges += 1
+                    if timeout is not None:
+                        _set_timeout(sock, self.timeout)
+                    return answer
             answer = core.first(call, data)
             while answer is NEED_MORE:
                 answer = core.receive(sock.recv(core.recv_size))
