@@ -308,7 +308,8 @@ class PartsResponse(Response):
         if parts is not None:
             _BODY_SLOT.__set__(self, parts[0] if len(parts) == 1 else b"".join(parts))
             self._parts = None
-        return _BODY_SLOT.__get__(self)
+        body: bytes = _BODY_SLOT.__get__(self)
+        return body
 
     @body.setter
     def body(self, value: bytes) -> None:
@@ -466,7 +467,7 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
         body = data[start:]
     else:
         return None
-    resp: Any = _new_response(Response)  # the fields inline: this is every quick answer's cost
+    resp: Response = _new_response(Response)  # the fields inline: this is every quick answer's cost
     resp.status = status
     resp.reason = reason
     resp.version = version
@@ -506,7 +507,7 @@ def parse_simple_response_parts(parts: list[bytes], method: bytes = b"GET") -> R
         return parse_simple_response(b"".join(parts), method)  # no body to keep apart
     if sum(map(len, parts)) - start != head[5]:
         return None
-    resp = _start_response(PartsResponse, head, first[: start - 4])
+    resp: PartsResponse = _start_response(PartsResponse, head, first[: start - 4])
     resp._parts = [first[start:], *parts[1:]]
     return resp
 
@@ -586,6 +587,14 @@ def _keep_alive(version: str, headers: dict[str, str]) -> bool:
     return version == "HTTP/1.1"
 
 
+#: a response head as ResponseReader keeps it while the body arrives: status, reason, version,
+#: headers, raw headers, where the body starts, how it is framed ("none", "length", "chunked", "eof"), length
+_ResponseHead = tuple[int, str, str, dict[str, str], list[tuple[bytes, bytes]], int, str, int]
+#: a request head as RequestReader keeps it: method, target, version, headers, raw headers,
+#: where the body starts, chunked, Content-Length, keep-alive
+_RequestHead = tuple[str, bytes, str, dict[str, str], list[tuple[bytes, bytes]], int, bool, int, bool]
+
+
 class _Reader:
     """Shared buffering, head splitting and body framing for both directions."""
 
@@ -623,7 +632,7 @@ class _Reader:
         """End offset of the head (after the blank line) or -1 when not all here."""
         buf = self._buf
         # skip blank lines before a message (RFC 9112 2.2 robustness)
-        if buf[:1] in (b"\r", b"\n"):
+        if buf.startswith((b"\r", b"\n")):
             i = 0
             n = len(buf)
             while i < n and buf[i] in (13, 10):
@@ -715,7 +724,7 @@ class ResponseReader(_Reader):
     ):
         super().__init__(max_header_bytes, max_body_bytes)
         self._methods: deque[bytes] = deque()
-        self._head: tuple | None = None  # parsed head of the message being read
+        self._head: _ResponseHead | None = None  # parsed head of the message being read
 
     def expect(self, method: bytes | str) -> None:
         """Record the method of a request sent, so its answer is framed right."""
@@ -785,7 +794,7 @@ class ResponseReader(_Reader):
         if self._methods:
             self._methods.popleft()
 
-    def _parse_head(self, head_end: int) -> tuple:
+    def _parse_head(self, head_end: int) -> _ResponseHead:
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         status_line = lines[0]
@@ -868,7 +877,7 @@ class RequestReader(_Reader):
         max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     ):
         super().__init__(max_header_bytes, max_body_bytes)
-        self._head: tuple | None = None
+        self._head: _RequestHead | None = None
         self._line_ok = False  # the pending request line was already checked
         self._line_scan = 0
 
@@ -921,7 +930,7 @@ class RequestReader(_Reader):
         # as the request line is complete, instead of waiting for a whole head.
         buf = self._buf
         start = 0
-        while buf[start : start + 1] in (b"\r", b"\n"):
+        while buf.startswith((b"\r", b"\n"), start):
             start += 1
         if start < len(buf) and buf[start] not in _TOKEN:
             raise ProtocolError(f"not an HTTP request (first byte {buf[start]:#04x})", offset=start,
@@ -956,7 +965,7 @@ class RequestReader(_Reader):
             raise ProtocolError("malformed request target", offset=len(method) + 1)
         return method.decode("latin-1"), target, version.decode("ascii")
 
-    def _parse_head(self, head_end: int) -> tuple:
+    def _parse_head(self, head_end: int) -> _RequestHead:
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         method, target, version = self._parse_request_line(lines[0])
