@@ -133,6 +133,9 @@ class KyotoTycoon(ClientBase):
                         answer = conn.rest(call, data)
                     else:
                         conn.core.exchanges += 1
+                        if not pool.bounded and len(idle) < pool.max_idle:  # the socket is open
+                            idle.append(conn)
+                            return answer
                 else:
                     answer = conn.exchange(call)
             except ConnectionLost as exc:
