@@ -359,3 +359,37 @@ def test_a_description_without_a_generated_method_is_compiled() -> None:
 
     assert Client().say("a") == "aa" and Client().say("b", times=3) == "bbb"
     assert Client.say.__name__ == "say" and Client.say.__doc__ == "Say it."
+
+
+# ---------------------------------------------------------------- Call: the C type and the Python class
+
+
+def _call_types() -> list[type]:
+    from kyototycoon.client import core
+
+    return [core._PyCall] + ([] if codec._K is None else [codec._K.Call])
+
+
+@pytest.mark.parametrize("cls", _call_types(), ids=lambda c: c.__module__)
+def test_call_types_have_the_same_fields_defaults_and_repr(cls: Any) -> None:
+    call = cls(BINARY, b"\xba" + b"k" * 60, 0xBA, True)
+    assert (call.kind, call.tag, call.idempotent, call.timeout, call.into) == (BINARY, 0xBA, True, None, None)
+    assert call.parse(answer := object()) is answer  # the default parse: the answer as it is
+    head = b"\xba" + b"k" * 39  # the request's first 40 bytes
+    assert repr(call) == f"<Call BINARY {head!r} idempotent=True>"
+    full = cls(HTTP, b"GET / HTTP/1.1\r\n\r\n", b"GET", False, len, timeout=2.5, into=dict)
+    assert (full.parse, full.timeout, full.into, full.idempotent) == (len, 2.5, dict, False)
+    assert repr(full).startswith("<Call HTTP b'GET / ") and repr(full).endswith("idempotent=False>")
+    full.parse = str  # settable (a test replaces a parser)
+    assert full.parse is str
+    with pytest.raises(TypeError):
+        cls(HTTP, b"")  # kind, request, tag and idempotent are required
+
+    class Sub(cls[int]):  # subscriptable and subclassable, as methods._Constant is
+        pass
+
+    assert Sub(-1, b"", None, True, lambda _: 7).parse(None) == 7
+
+
+def test_call_is_the_c_type_when_built() -> None:
+    assert Call is (_call_types()[-1])

@@ -16,7 +16,7 @@ from kyototycoon.errors import ConnectionLost, KyotoTycoonException, StaleConnec
 from kyototycoon.packers import KT_PACKER_PICKLE
 
 from . import binmethods, methods
-from .core import Call
+from .core import _EXACT, BINARY, RECV_SIZE, Call
 from .cursor import Cursor
 from .drive import blocking
 from .methods import ClientBase
@@ -116,7 +116,28 @@ class KyotoTycoon(ClientBase):
                 conn = pool.acquire()
         try:
             try:
-                answer = conn.exchange(call)
+                if call.kind == BINARY and call.timeout is None and call.into is None:
+                    # Connection.exchange's binary quick path inline: the common get or set is
+                    # then one Python call here, as before the sans-IO core (measured: 0.2 us)
+                    sock = conn.sock
+                    try:
+                        sock.sendall(call.request)
+                        data = sock.recv(RECV_SIZE)
+                    except OSError as exc:
+                        raise conn.failed(exc, None) from None
+                    except BaseException:
+                        conn.close()
+                        raise
+                    answer = _EXACT[call.tag](data) if data else None  # a plain tuple, or None
+                    if answer is None:
+                        answer = conn.rest(call, data)
+                    else:
+                        conn.core.exchanges += 1
+                        if not pool.bounded and len(idle) < pool.max_idle:  # the socket is open
+                            idle.append(conn)
+                            return answer
+                else:
+                    answer = conn.exchange(call)
             except ConnectionLost as exc:
                 error = exc
             else:

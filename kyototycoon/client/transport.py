@@ -22,10 +22,10 @@ import sys
 import threading
 from typing import Any
 
-from kyototycoon.errors import PoolTimeout, StaleConnection, TimedOut
+from kyototycoon.errors import ConnectionLost, PoolTimeout, StaleConnection, TimedOut
 from kyototycoon.protocol.http import Response
 
-from .core import HTTP, NEED_MORE, RECV_SIZE, SEND, UNSENT_WRITE, Call, ClientConnection
+from .core import _EXACT, BINARY, HTTP, NEED_MORE, RECV_SIZE, SEND, UNSENT_WRITE, Call, ClientConnection
 from .policy import DEFAULT_CONNECTOR, Connector, Limits, pool_timeout_message
 
 __all__ = ["UNSENT_WRITE", "Connection", "Pool", "StaleConnection"]
@@ -100,37 +100,68 @@ class Connection:
         The connection is closed when the core says it cannot be reused (the
         server's ``Connection: close``, an error, a failure).
         """
-        core = self.core
         sock = self.sock
         timeout = call.timeout
-        answering = False  # a byte of the answer may have come
         try:
             if timeout is not None:
                 _set_timeout(sock, timeout)
             sock.sendall(call.request)
             if call.kind == SEND:
-                core.start(call)
+                self.core.start(call)
                 return None
             data = sock.recv(RECV_SIZE)
-            answering = True
+        except OSError as exc:
+            raise self.failed(exc, timeout) from None
+        except BaseException:
+            self.close()
+            raise
+        # the core's quick binary path inline (a call saved on every get and set): an answer of
+        # at most one record, whole in the first read; anything else goes through the core
+        if call.kind == BINARY and call.into is None and data:
+            answer = _EXACT[call.tag](data)  # a plain tuple, or None: not that shape
+            if answer is not None:
+                self.core.exchanges += 1
+                if timeout is not None:
+                    self.restore_timeout()
+                return answer
+        return self.rest(call, data)
+
+    def rest(self, call: Call[Any], data: bytes) -> Any:
+        """The rest of :meth:`exchange` after the first read of the answer gave ``data``."""
+        core = self.core
+        sock = self.sock
+        timeout = call.timeout
+        try:
             answer = core.first(call, data)
             while answer is NEED_MORE:
                 answer = core.receive(sock.recv(core.recv_size))
             if timeout is not None:
                 _set_timeout(sock, self.timeout)
         except OSError as exc:
-            self.close()
-            if _timed_out(exc):
-                raise TimedOut(self.timeout if timeout is None else timeout) from None
-            if not answering:
-                core.got_bytes = False  # failed before the answer's first byte: stale if reused
-            raise core.lost(exc) from None
+            raise self.failed(exc, timeout, True) from None
         except BaseException:
             self.close()  # a half-read answer: never reused
             raise
         if not core.reusable:
             self.close()
         return answer
+
+    def restore_timeout(self) -> None:
+        """Back to the connection's own timeout after a call's (the socket closed if that fails)."""
+        try:
+            _set_timeout(self.sock, self.timeout)
+        except OSError as exc:
+            raise self.failed(exc, None, True) from None
+
+    def failed(self, exc: OSError, timeout: float | None, answering: bool = False) -> ConnectionLost:
+        """Close after a socket failure; the error to raise (``answering``: a byte may have come)."""
+        self.close()
+        if _timed_out(exc):
+            return TimedOut(self.timeout if timeout is None else timeout)
+        core = self.core
+        if not answering:
+            core.got_bytes = False  # failed before the answer's first byte: stale if reused
+        return core.lost(exc)
 
     def http(self, request: bytes, method: bytes, timeout: float | None = None) -> Response:
         """Send an HTTP request and read its whole answer (``timeout``: for this answer)."""

@@ -59,7 +59,7 @@ class FrameReader:
         self._chunks: list[bytes] = []  # fed but not yet joined into _buf
         self._have = 0  # total unread bytes (_buf[_pos:] + chunks)
         self._need = 1  # do not try to parse before this many unread bytes
-        self._state: dict = {}  # how far the decoder got in the frame still arriving
+        self._state: dict[str, Any] = {}  # how far the decoder got in the frame still arriving
         self.eof = False
 
     def feed(self, data: bytes) -> None:
@@ -187,7 +187,7 @@ class GetBulkInto:
 
 
 _GET_BULK = 0xBA  # Magic.GET_BULK; checked by tests/test_bulk_into.py (the spec imports construct)
-_CODEC: list = []
+_CODEC: list[Any] = []  # the module, once imported
 
 
 def _binary_codec() -> Any:

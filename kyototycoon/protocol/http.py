@@ -308,7 +308,8 @@ class PartsResponse(Response):
         if parts is not None:
             _BODY_SLOT.__set__(self, parts[0] if len(parts) == 1 else b"".join(parts))
             self._parts = None
-        return _BODY_SLOT.__get__(self)
+        body: bytes = _BODY_SLOT.__get__(self)
+        return body
 
     @body.setter
     def body(self, value: bytes) -> None:
@@ -395,20 +396,54 @@ def _is_head(method: bytes | str) -> bool:
     return method.upper() == b"HEAD"
 
 
+#: head bytes (through the blank line) -> what _simple_head read from them: a server sends the
+#: same head for every answer of a kind until its Date changes (once a second), and a lookup
+#: costs a fraction of the match. Only heads the quick path takes are kept, a bounded number.
+_HEADS: dict[bytes, tuple[int, int, str, str, bool, int]] = {}
+_MAX_HEADS = 256
+
+
+def _simple_head(data: bytes) -> tuple[int, int, str, str, bool, int] | None:
+    """``(end, status, reason, version, keep_alive, length)`` of the head ``data`` starts with,
+    when the quick path takes it (see :func:`parse_simple_response`); else None.
+
+    ``end`` is where the body starts; ``length`` the Content-Length.
+    """
+    # the first blank line ends a head _SIMPLE_HEAD matches (no field line is empty), and the
+    # match reads no byte past it: equal head bytes, equal result
+    cut = data.find(b"\r\n\r\n") + 4
+    if cut == 3:
+        return None
+    head = data[:cut]
+    known = _HEADS.get(head)
+    if known is not None:
+        return known
+    m = _SIMPLE_HEAD.match(head)
+    if m is None:
+        return None
+    minor, code, reason, length = m.groups()
+    status = int(code)
+    if status < 200 or cut > DEFAULT_MAX_HEADER_BYTES:
+        return None
+    known = (cut, status, reason.decode("latin-1") if reason else "",
+             "HTTP/1.1" if minor == b"1" else "HTTP/1.0", minor == b"1", int(length))
+    if len(_HEADS) >= _MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[head] = known
+    return known
+
+
 def simple_response_size(data: bytes, method: bytes = b"GET") -> int | None:
     """How many bytes the answer starting ``data`` takes, when its head is one
     :func:`parse_simple_response` takes; None for any other (or an incomplete) head.
     """
-    m = _SIMPLE_HEAD.match(data)
-    if m is None:
+    head = _simple_head(data)
+    if head is None:
         return None
-    status = int(m.group(2))
-    end = m.end()
-    if status < 200 or end > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    end, status = head[0], head[1]
     if status == 204 or status == 304 or _is_head(method):
         return end
-    return end + int(m.group(4))
+    return end + head[5]
 
 
 def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | None:
@@ -420,39 +455,36 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
     this returns, a fresh ``ResponseReader`` told to ``expect(method)`` and fed
     ``data`` returns the same; anything else (a bad byte included) gives None.
     """
-    m = _SIMPLE_HEAD.match(data)
-    if m is None:
+    head = _simple_head(data)
+    if head is None:
         return None
-    minor, code, reason, length = m.groups()
-    status = int(code)
-    start = m.end()
-    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    start, status, reason, version, keep_alive, length = head
     if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
         if len(data) != start:
             return None
         body = b""
-    elif len(data) - start == int(length):
+    elif len(data) - start == length:
         body = data[start:]
     else:
         return None
-    resp = _start_response(Response, minor, status, reason, data[: start - 4])
+    resp: Response = _new_response(Response)  # the fields inline: this is every quick answer's cost
+    resp.status = status
+    resp.reason = reason
+    resp.version = version
+    resp.keep_alive = keep_alive
+    resp._head = data[: start - 4]
     resp.body = body
     return resp
 
 
-def _start_response(cls: type, minor: bytes, status: int, reason: bytes | None, head: bytes) -> Any:
-    """A response of the quick path, all but its body: headers are parsed from ``head`` when read."""
+def _start_response(cls: type, head: tuple[int, int, str, str, bool, int], block: bytes) -> Any:
+    """A response of the quick path, all but its body: headers are parsed from ``block`` when read."""
     resp: Any = _new_response(cls)
-    resp.status = status
-    resp.reason = reason.decode("latin-1") if reason else ""
-    if minor == b"1":
-        resp.version = "HTTP/1.1"
-        resp.keep_alive = True
-    else:
-        resp.version = "HTTP/1.0"
-        resp.keep_alive = False
-    resp._head = head
+    resp.status = head[1]
+    resp.reason = head[2]
+    resp.version = head[3]
+    resp.keep_alive = head[4]
+    resp._head = block
     return resp
 
 
@@ -467,19 +499,15 @@ def parse_simple_response_parts(parts: list[bytes], method: bytes = b"GET") -> R
     if not parts:
         return None
     first = parts[0]
-    m = _SIMPLE_HEAD.match(first)
-    if m is None:
+    head = _simple_head(first)
+    if head is None:
         return None
-    status = int(m.group(2))
-    start = m.end()
-    if status < 200 or start > DEFAULT_MAX_HEADER_BYTES:
-        return None
+    start, status = head[0], head[1]
     if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
         return parse_simple_response(b"".join(parts), method)  # no body to keep apart
-    if sum(map(len, parts)) - start != int(m.group(4)):
+    if sum(map(len, parts)) - start != head[5]:
         return None
-    minor, _, reason, _ = m.groups()
-    resp = _start_response(PartsResponse, minor, status, reason, first[: start - 4])
+    resp: PartsResponse = _start_response(PartsResponse, head, first[: start - 4])
     resp._parts = [first[start:], *parts[1:]]
     return resp
 
@@ -559,6 +587,14 @@ def _keep_alive(version: str, headers: dict[str, str]) -> bool:
     return version == "HTTP/1.1"
 
 
+#: a response head as ResponseReader keeps it while the body arrives: status, reason, version,
+#: headers, raw headers, where the body starts, how it is framed ("none", "length", "chunked", "eof"), length
+_ResponseHead = tuple[int, str, str, dict[str, str], list[tuple[bytes, bytes]], int, str, int]
+#: a request head as RequestReader keeps it: method, target, version, headers, raw headers,
+#: where the body starts, chunked, Content-Length, keep-alive
+_RequestHead = tuple[str, bytes, str, dict[str, str], list[tuple[bytes, bytes]], int, bool, int, bool]
+
+
 class _Reader:
     """Shared buffering, head splitting and body framing for both directions."""
 
@@ -596,7 +632,7 @@ class _Reader:
         """End offset of the head (after the blank line) or -1 when not all here."""
         buf = self._buf
         # skip blank lines before a message (RFC 9112 2.2 robustness)
-        if buf[:1] in (b"\r", b"\n"):
+        if buf.startswith((b"\r", b"\n")):
             i = 0
             n = len(buf)
             while i < n and buf[i] in (13, 10):
@@ -688,7 +724,7 @@ class ResponseReader(_Reader):
     ):
         super().__init__(max_header_bytes, max_body_bytes)
         self._methods: deque[bytes] = deque()
-        self._head: tuple | None = None  # parsed head of the message being read
+        self._head: _ResponseHead | None = None  # parsed head of the message being read
 
     def expect(self, method: bytes | str) -> None:
         """Record the method of a request sent, so its answer is framed right."""
@@ -758,7 +794,7 @@ class ResponseReader(_Reader):
         if self._methods:
             self._methods.popleft()
 
-    def _parse_head(self, head_end: int) -> tuple:
+    def _parse_head(self, head_end: int) -> _ResponseHead:
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         status_line = lines[0]
@@ -841,7 +877,7 @@ class RequestReader(_Reader):
         max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     ):
         super().__init__(max_header_bytes, max_body_bytes)
-        self._head: tuple | None = None
+        self._head: _RequestHead | None = None
         self._line_ok = False  # the pending request line was already checked
         self._line_scan = 0
 
@@ -894,7 +930,7 @@ class RequestReader(_Reader):
         # as the request line is complete, instead of waiting for a whole head.
         buf = self._buf
         start = 0
-        while buf[start : start + 1] in (b"\r", b"\n"):
+        while buf.startswith((b"\r", b"\n"), start):
             start += 1
         if start < len(buf) and buf[start] not in _TOKEN:
             raise ProtocolError(f"not an HTTP request (first byte {buf[start]:#04x})", offset=start,
@@ -929,7 +965,7 @@ class RequestReader(_Reader):
             raise ProtocolError("malformed request target", offset=len(method) + 1)
         return method.decode("latin-1"), target, version.decode("ascii")
 
-    def _parse_head(self, head_end: int) -> tuple:
+    def _parse_head(self, head_end: int) -> _RequestHead:
         block = bytes(self._buf[: head_end - 4])
         lines = block.split(b"\r\n")
         method, target, version = self._parse_request_line(lines[0])

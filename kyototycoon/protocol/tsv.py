@@ -318,7 +318,8 @@ def decode_bulk(
     else:
         for part in body:
             decoder.feed(part)
-    return decoder.close()
+    records: dict[object, bytes] = decoder.close()
+    return records
 
 
 class BulkDecoder:
@@ -442,7 +443,7 @@ def encode_body(pairs: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, str | None
     byte. Returns ``(body, colenc)``.
     """
     if _K is not None:
-        done = _K.encode(pairs, 3)
+        done: tuple[bytes, str | None] | None = _K.encode(pairs, 3)
         if done is not None:
             return done
     body = b"".join([b"%s\t%s\n" % kv for kv in pairs])
@@ -504,7 +505,7 @@ def encode_records(
     if not pairs:
         return b"", (None if colenc == AUTO else colenc)
     if _K is not None and (colenc == AUTO or colenc in _ENC_CODE):
-        done = _K.encode(pairs, 4 if colenc == AUTO else _ENC_CODE[colenc])
+        done: tuple[bytes, str | None] | None = _K.encode(pairs, 4 if colenc == AUTO else _ENC_CODE[colenc])
         if done is not None:
             return done
     if colenc == AUTO:
