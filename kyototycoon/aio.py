@@ -34,7 +34,6 @@ from .client.cursor import END, CursorBase, note_cleanup_failure
 from .client.drive import make_method, run_awaited
 from .client.methods import ClientBase
 from .client.policy import (
-    DEFAULT_CONNECTOR,
     Connector,
     Limits,
     Retry,
@@ -300,9 +299,7 @@ class AsyncKyotoTycoon(ClientBase):
                  max_connections: int | None = None, pool_timeout: float | None = None,
                  retry: Retry | None = None, connector: Connector | None = None) -> None:
         super().__init__(binary, pack_type, custom_packer, exceptions)
-        self._limits = Limits(max_connections, pool_timeout)
-        self._retry = Retry() if retry is None else retry
-        self._connector = DEFAULT_CONNECTOR if connector is None else connector
+        self._set_policies(max_connections, pool_timeout, retry, connector)
         self._pool: AsyncPool | None = None
 
     async def __aenter__(self) -> AsyncKyotoTycoon:

@@ -16,7 +16,6 @@ import os
 import queue
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from server_fixtures import Wire
 
 from kyototycoon import OP_REMOVE, KyotoSlave
 from kyototycoon.errors import NoRecord
+from kyototycoon.fuzz import difftest_cli
 from kyototycoon.protocol import tsv
 from kyototycoon.protocol.http import build_request
 from kyototycoon.replication import seconds_to_ts
@@ -63,17 +63,7 @@ def port_range() -> tuple[int, int]:
 
 def free_port(rng: random.Random | None = None) -> int:
     """A port in :func:`port_range` nobody listens on now (ktserver binds it right after)."""
-    rng = rng or random.Random()
-    low, high = port_range()
-    for _ in range(200):
-        port = rng.randint(low, high)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}-{high}")
+    return difftest_cli.free_port(*port_range(), rng=rng)
 
 
 def ktserver_db_spec(name: str) -> str:
@@ -326,17 +316,6 @@ class WireTarget(Target):
         if self._wire is not None:
             self._wire.close()
             self._wire = None
-
-
-def known_divergence(request: Any, target: Target, reason: str, strict: bool) -> None:
-    """Expect the running test to fail on a real server, for ``reason`` (a divergence not fixed yet).
-
-    ``strict=False`` where it fails only when two writes share a millisecond (usually, not always).
-    """
-    if target.kind == "ktserver":
-        import pytest
-
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=strict))
 
 
 @contextlib.contextmanager

@@ -20,11 +20,9 @@ from .core import _EXACT, BINARY, RECV_SIZE, Call
 from .cursor import Cursor
 from .drive import blocking
 from .methods import ClientBase
-from .policy import DEFAULT_CONNECTOR, Connector, Limits, Retry, after_failure
+from .policy import Connector, Retry, after_failure
 from .procedures import BINARY_METHODS
 from .transport import Pool
-
-_DEFAULT_RETRY = Retry()
 
 
 class KyotoTycoon(ClientBase):
@@ -52,9 +50,7 @@ class KyotoTycoon(ClientBase):
                  max_connections: int | None = None, pool_timeout: float | None = None,
                  retry: Retry | None = None, connector: Connector | None = None) -> None:
         super().__init__(binary, pack_type, custom_packer, exceptions)
-        self._limits = Limits(max_connections, pool_timeout)
-        self._retry = _DEFAULT_RETRY if retry is None else retry
-        self._connector = DEFAULT_CONNECTOR if connector is None else connector
+        self._set_policies(max_connections, pool_timeout, retry, connector)
         self._pool: Pool | None = None
 
     # ------------------------------------------------------------ connection

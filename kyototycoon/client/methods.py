@@ -34,6 +34,7 @@ from kyototycoon.packers import (
 from kyototycoon.protocol.http import Response
 
 from .core import HTTP, Call, Plan
+from .policy import DEFAULT_CONNECTOR, DEFAULT_RETRY, Connector, Limits, Retry
 from .procedures import PROCEDURES, REST_IDEMPOTENT
 from .wire import (
     RAISE,
@@ -88,6 +89,13 @@ class ClientBase:
         self._host = b"127.0.0.1"
         self._timeout: float | None = 30
         self._cursor_ids = itertools.count(1)
+
+    def _set_policies(self, max_connections: int | None, pool_timeout: float | None,
+                      retry: Retry | None, connector: Connector | None) -> None:
+        """The pool bound, retry policy and connection factory both drivers take (keyword-only there)."""
+        self._limits = Limits(max_connections, pool_timeout)
+        self._retry = DEFAULT_RETRY if retry is None else retry
+        self._connector = DEFAULT_CONNECTOR if connector is None else connector
 
 
 # ---------------------------------------------------------------- building blocks

@@ -182,3 +182,5 @@ class UnixConnector:
 
 
 DEFAULT_CONNECTOR = TCPConnector()
+#: what ``retry=None`` means: one immediate resend of a read after a stale connection
+DEFAULT_RETRY = Retry()

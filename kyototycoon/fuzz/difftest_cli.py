@@ -102,9 +102,9 @@ def scratch_dir(prefix: str = "kt-difftest-") -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def free_port(low: int = 20000, high: int = 32767) -> int:
+def free_port(low: int = 20000, high: int = 32767, rng: random.Random | None = None) -> int:
     """A port nobody listens on now, below 32768 (ktserver refuses higher ones)."""
-    rng = random.Random()
+    rng = rng or random.Random()
     for _ in range(200):
         port = rng.randint(low, high)
         with socket.socket() as probe:
