@@ -75,8 +75,9 @@ class KtServer:
     """A real ktserver on 127.0.0.1, a free port, an update log and the tests' Lua script; stop() ends it."""
 
     def __init__(self, binary: str, databases: Sequence[str] = ("%", "%"), *, sid: int = 1,
-                 extra: Sequence[str] = ()):
+                 extra: Sequence[str] = (), script: Path = SCRIPT):
         self.binary = binary
+        self.script = script
         self.databases = list(databases)
         self.sid = sid
         self.extra = list(extra)
@@ -88,7 +89,7 @@ class KtServer:
 
     def command(self, port: int) -> list[str]:
         return [self.binary, "-host", self.host, "-port", str(port), "-ls", "-ulog",
-                os.path.join(self.workdir, "ulog"), "-sid", str(self.sid), "-scr", str(SCRIPT),
+                os.path.join(self.workdir, "ulog"), "-sid", str(self.sid), "-scr", str(self.script),
                 *self.extra, *(ktserver_db_spec(d) for d in self.databases)]
 
     def start(self) -> KtServer:

@@ -1,4 +1,5 @@
-"""python-kyototycoon-ng's own test suite, unchanged, against this package and the embedded server.
+"""python-kyototycoon-ng's own test suite, unchanged, against this package and the embedded server
+(and a real ktserver, with ``KYOTOTYCOON_TEST_KTSERVER`` set).
 
 The modules in ``tests/ng_suite/`` are that project's ``tests/t_*.py`` (BSD
 license, see ``tests/ng_suite/README.md``). Each runs in a subprocess with
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import oracle
 import pytest
 
 from kyototycoon.server import EmbeddedServer
@@ -49,13 +51,23 @@ def test_the_suite_is_the_original() -> None:
         assert hashlib.sha256((SUITE / name).read_bytes()).hexdigest() == digest, f"{name} was edited"
 
 
-@pytest.fixture(scope="module")
-def runs():
+def start_server(kind: str) -> EmbeddedServer | oracle.KtServer:
+    """The two databases the suite expects; a real ktserver runs the suite's own Lua script."""
+    if kind == "embedded":
+        return EmbeddedServer(["%", "%"]).start()
+    binary = oracle.ktserver_binary()
+    if binary is None:
+        pytest.skip(oracle.SKIP_MESSAGE)
+    return oracle.KtServer(binary, ["%", "%"], script=SUITE / "t_script.lua").start()
+
+
+@pytest.fixture(scope="module", params=oracle.KINDS)
+def runs(request):
     """Every module started at once, each on its own server: name -> (process, server)."""
-    started: dict[str, tuple[subprocess.Popen, EmbeddedServer]] = {}
+    started: dict[str, tuple[subprocess.Popen, EmbeddedServer | oracle.KtServer]] = {}
     try:
         for module in MODULES:
-            srv = EmbeddedServer(["%", "%"]).start()
+            srv = start_server(request.param)
             env = dict(os.environ, KT_NG_SUITE_PORT=str(srv.port), PYTHONDONTWRITEBYTECODE="1")
             proc = subprocess.Popen(
                 [sys.executable, "-W", "ignore::ResourceWarning", "-m", "unittest", "-v", module],
