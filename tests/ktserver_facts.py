@@ -139,6 +139,7 @@ def cases() -> list[dict[str, Any]]:
 
 #: raw HTTP requests with control bytes in the request line (one connection each):
 #: ktserver drops every CR of a line, ends it at a NUL, and its URL decoder skips bytes <= ' '
+_TSV_B = b"Content-Type: text/tab-separated-values; colenc=B\r\n"
 RAW_REQUESTS = {
     "ctl01-in-query": b"GET /rpc/echo?a=x\x01y HTTP/1.1\r\nHost: a\r\n\r\n",
     "del-in-query": b"GET /rpc/echo?a=x\x7fy HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -154,6 +155,14 @@ RAW_REQUESTS = {
     "nul-after-version": b"GET /rpc/echo?a=x HTTP/1.1\x00zz\r\nHost: a\r\n\r\n",
     "escape-in-rest-key": b"GET /\x1b[31m HTTP/1.1\r\nHost: a\r\n\r\n",
     "ctl01-in-rest-key": b"GET /k\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+    # a bodiless request's query is decoded by the TSV Content-Type's colenc, names and values
+    "colenc-b-get-query": b"GET /rpc/get?key=zz HTTP/1.1\r\nHost: a\r\n" + _TSV_B + b"\r\n",
+    "colenc-b-echo-query": b"GET /rpc/echo?YQ%3D%3D=Yg%3D%3D&k=zz HTTP/1.1\r\nHost: a\r\n" + _TSV_B + b"\r\n",
+    "colenc-b-cur-remove-query": b"GET /rpc/cur_remove?CUR=1 HTTP/1.1\r\nHost: a\r\n" + _TSV_B + b"\r\n",
+    "colenc-u-delete-echo-query": (b"DELETE /rpc/echo?%2561=%2562 HTTP/1.1\r\nHost: a\r\n"
+                                   b"Content-Type: text/tab-separated-values; colenc=U\r\n\r\n"),
+    "colenc-q-head-echo-query": (b"HEAD /rpc/echo?a=%3D62 HTTP/1.1\r\nHost: a\r\n"
+                                 b"Content-Type: text/tab-separated-values; colenc=Q\r\n\r\n"),
 }
 
 

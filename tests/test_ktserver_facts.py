@@ -58,5 +58,6 @@ def test_same_answers(request, target, case):
 
 
 @pytest.mark.parametrize("name", sorted(RAW_REQUESTS))
-def test_control_bytes_in_the_request_line(target, name):
+def test_raw_requests_answered_byte_for_byte(target, name):
+    """Control bytes in the request line; bodiless requests whose TSV colenc decodes the query."""
     assert ask_raw(target.port, RAW_REQUESTS[name]).decode("latin-1") == FACTS["raw_requests"][name]

@@ -361,7 +361,7 @@ def test_asyncio_client_restart_under_many_tasks(server):
                         read_errors.append(exc)
                 if await write("http", lambda: kt.increment(f"n{t}", 1)):
                     done[t] += 1
-                await write("binary", lambda: kb.set(f"w{t}", b"%d" % r))
+                await write("binary", lambda r=r: kb.set(f"w{t}", b"%d" % r))
 
         await asyncio.wait_for(asyncio.gather(*(worker(t) for t in range(TASKS))), 60)
         assert read_errors == []
