@@ -166,6 +166,50 @@ RAW_REQUESTS = {
 }
 
 
+#: TSV-RPC calls whose update-log records were recorded: which writes log what, failed ones included
+ULOG_CALLS: list[list[Any]] = [
+    ["remove", {"key": "missing"}], ["set", {"key": "a", "value": "1"}], ["remove", {"key": "a"}],
+    ["remove_bulk", {"_x": "", "_y": ""}], ["replace", {"key": "nope", "value": "2"}],
+    ["cas", {"key": "nope", "oval": "1", "nval": "2"}], ["cas", {"key": "c"}], ["seize", {"key": "nope"}],
+    ["add", {"key": "a", "value": "9"}], ["add", {"key": "a", "value": "10"}],
+    ["increment", {"key": "i", "num": "0"}], ["append", {"key": "p", "value": ""}],
+    ["cur_jump", {"CUR": "1"}], ["cur_remove", {"CUR": "1"}], ["cur_delete", {"CUR": "1"}], ["clear", {}],
+]
+
+
+def ulog_events(target: Any, calls: list[list[Any]]) -> list[list[Any]]:
+    """``[op, db, key, value]`` (latin-1 text) of each update-log record the calls wrote, read back
+    through the replication stream as a slave would (the target's own markers left out)."""
+    import threading
+
+    from oracle import MARK_KEY, START_TIMEOUT
+
+    from kyototycoon import KyotoSlave
+
+    start = target.log_end()
+    for proc, params in calls:
+        target.rpc(proc, {k.encode(): v.encode("latin-1") for k, v in params.items()}, 0)
+    target.log_end()  # a marker after them: the stream is read up to its remove
+    events: list[list[Any]] = []
+    slave = KyotoSlave(target.sid_for_probe, target.host, target.port, timeout=START_TIMEOUT)
+    watchdog = threading.Timer(START_TIMEOUT, slave.stop)
+    watchdog.start()
+    try:
+        for event in slave.consume(from_ts=start):
+            key = event.get("key") or b""
+            if key.startswith(MARK_KEY):
+                if event["op"] == 162:  # OP_REMOVE: the end marker
+                    break
+                continue
+            value = event.get("value")
+            events.append([event["op"], event.get("db"), key.decode("latin-1"),
+                           None if value is None else value.decode("latin-1")])
+    finally:
+        watchdog.cancel()
+        slave.close()
+    return events
+
+
 def ask_raw(port: int, request: bytes, timeout: float = 2.0) -> bytes:
     """The bytes a server answers to ``request`` on a new connection (its Date header dropped)."""
     import re
@@ -224,8 +268,14 @@ def record(binary: str) -> dict[str, Any]:
         finally:
             target.close()
         raw = {name: ask_raw(server.port, req).decode("latin-1") for name, req in RAW_REQUESTS.items()}
+    with KtServer(binary, ["%"]) as server:
+        target = WireTarget(server.host, server.port, ["%"])
+        try:
+            ulog = {"calls": ULOG_CALLS, "events": ulog_events(target, ULOG_CALLS)}
+        finally:
+            target.close()
     return {"server": version or "Kyoto Tycoon 0.9.56b", "command": "python tests/ktserver_facts.py --record",
-            "cases": all_cases, "raw_requests": raw}
+            "cases": all_cases, "raw_requests": raw, "ulog": ulog}
 
 
 def main() -> int:

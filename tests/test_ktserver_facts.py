@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from ktserver_facts import DATA, RAW_REQUESTS, ask_raw, run_case
+from ktserver_facts import DATA, RAW_REQUESTS, ask_raw, run_case, ulog_events
 from oracle import WireTarget
 
 from kyototycoon.server import EmbeddedServer
@@ -61,3 +61,14 @@ def test_same_answers(request, target, case):
 def test_raw_requests_answered_byte_for_byte(target, name):
     """Control bytes in the request line; bodiless requests whose TSV colenc decodes the query."""
     assert ask_raw(target.port, RAW_REQUESTS[name]).decode("latin-1") == FACTS["raw_requests"][name]
+
+
+def test_update_log_records_what_ktserver_records():
+    """Which writes log what: a remove (and remove_bulk) of a missing key is logged, a failed seize,
+    cas, replace or add is not, a clear is one record."""
+    with EmbeddedServer(["%"]) as server:
+        wire = WireTarget(server.host, server.port, ["%"])
+        try:
+            assert ulog_events(wire, FACTS["ulog"]["calls"]) == FACTS["ulog"]["events"]
+        finally:
+            wire.close()

@@ -156,6 +156,11 @@ class Database:
         self.store.log_write(self.index, OP_REMOVE, key, b"")
         return value, xt
 
+    def _log_missing_remove(self, key: bytes) -> None:
+        # ktserver's update log records a remove of a key that is not there too (remove and
+        # remove_bulk; not seize or cas): recorded from ktserver 0.9.56b, tests/data/ktserver_facts.json
+        self.store.log_write(self.index, OP_REMOVE, key, b"")
+
     def _moving(self, key: bytes) -> None:
         # kc::CacheDB::escape_cursors: a cursor on a record that moves or goes steps on first
         for cursor in list(self._cursors):
@@ -506,6 +511,8 @@ class Database:
             live = self._live(k, self._now()) is not None
             if k in self._recs:  # kttimeddb.h: the remove visitor removes an expired record too
                 self._delete(k)
+            else:
+                self._log_missing_remove(k)
             if not live:
                 raise no_record()
         finally:
@@ -554,6 +561,8 @@ class Database:
             if k in self._recs:  # an expired record goes too, uncounted (as remove)
                 removed += self._live(k, now) is not None
                 self._delete(k)
+            else:
+                self._log_missing_remove(k)
             if not atomic:
                 self._score(WRITE_SCORE)
         if atomic:
