@@ -24,11 +24,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-import regex
-
 from kyototycoon import errors
 from kyototycoon.server.store import XT_MAX, Cursor, Database, levenshtein
 from kyototycoon.server.store.hashorder import hashmurmur
+from kyototycoon.server.store.posix_regex import PosixRegexError, compile_posix
 from kyototycoon.server.textnum import INT64_MAX, INT64_MIN, atof, atoi
 
 if TYPE_CHECKING:
@@ -293,8 +292,8 @@ def bit(mode: bytes, num: float, aux: float) -> int:
 def regex_op(text: bytes, pattern: bytes, alt: Optional[bytes]) -> Any:
     """kt.regex: a match test, or every match replaced by ``alt`` (``$0``-``$9`` refer to groups)."""
     try:
-        compiled = regex.compile(pattern)
-    except (regex.error, ValueError, OverflowError, RecursionError):
+        compiled = compile_posix(pattern)  # kc::Regex: POSIX ERE, as match_regex
+    except PosixRegexError:
         return text if alt is not None else False
     if alt is None:
         return compiled.search(text, timeout=1.0) is not None

@@ -9,7 +9,6 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-import regex
 from sortedcontainers import SortedDict
 
 from kyototycoon.server.store.common import (
@@ -44,6 +43,7 @@ from kyototycoon.server.store.numbers import (
     split_double,
     wrap64,
 )
+from kyototycoon.server.store.posix_regex import PosixRegexError, compile_posix
 from kyototycoon.server.store.similarity import levenshtein, origin_ucs, strutftoucs
 from kyototycoon.spec.replication import XT_SIZE
 
@@ -286,8 +286,8 @@ class Database:
         of letting a catastrophic pattern hang the server.
         """
         try:
-            compiled = regex.compile(as_bytes(pattern))
-        except (regex.error, ValueError, OverflowError, RecursionError):
+            compiled = compile_posix(as_bytes(pattern))
+        except PosixRegexError:
             raise logic("compilation failed") from None
         limit = max_count(max)
         out: list[bytes] = []
