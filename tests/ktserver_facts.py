@@ -161,6 +161,13 @@ RAW_REQUESTS = {
     "colenc-b-cur-remove-query": b"GET /rpc/cur_remove?CUR=1 HTTP/1.1\r\nHost: a\r\n" + _TSV_B + b"\r\n",
     "colenc-u-delete-echo-query": (b"DELETE /rpc/echo?%2561=%2562 HTTP/1.1\r\nHost: a\r\n"
                                    b"Content-Type: text/tab-separated-values; colenc=U\r\n\r\n"),
+    # a request's Content-Length is read with kc::atoi (the body of "key\tx\n": 6 bytes)
+    **{f"content-length-{name}": (b"POST /rpc/echo HTTP/1.1\r\nHost: a\r\n"
+                                  b"Content-Type: text/tab-separated-values\r\n"
+                                  b"Content-Length: " + value + b"\r\n\r\nkey\tx\n")
+       for name, value in [("trailing-letters", b"5abc"), ("plus", b"+5"), ("minus", b"-5"), ("hex", b"0x5"),
+                           ("empty", b""), ("letters", b"abc"), ("decimal", b"5.9"), ("blank-first", b"\t5"),
+                           ("huge", b"99999999999999999999"), ("over-256-mib", b"268435457")]},
     "colenc-q-head-echo-query": (b"HEAD /rpc/echo?a=%3D62 HTTP/1.1\r\nHost: a\r\n"
                                  b"Content-Type: text/tab-separated-values; colenc=Q\r\n\r\n"),
 }

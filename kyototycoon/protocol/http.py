@@ -834,6 +834,28 @@ _KC_SPACES = bytes(range(1, 0x21)) + b"\x7f"
 _TO_SPACE = bytes.maketrans(_KC_SPACES, b" " * len(_KC_SPACES))
 
 
+_INT64_MAX = (1 << 63) - 1
+
+
+def _kc_atoi(text: str) -> int:
+    """``kc::atoi``: leading blanks and control bytes skipped, a sign, the digits that follow
+    (anything after them ignored), 0 without any, saturated at the int64 bounds."""
+    i, n = 0, len(text)
+    while i < n and "\0" < text[i] <= " ":
+        i += 1
+    sign = 1
+    if i < n and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    start = i
+    while i < n and "0" <= text[i] <= "9":
+        i += 1
+    if i == start:
+        return 0
+    number = int(text[start:i])
+    return sign * number if number <= _INT64_MAX else (_INT64_MAX if sign > 0 else -_INT64_MAX - 1)
+
+
 def _ktserver_request_headers(text: bytes, version: str
                               ) -> tuple[dict[str, str], list[tuple[bytes, bytes]], bool]:
     """Header lines of a request read as ktserver 0.9.56b reads them (kthttp.h ``process``).
@@ -973,9 +995,11 @@ class RequestReader(_Reader):
         chunked = False
         length = 0
         if method not in _BODILESS_METHODS:
-            # a Content-Length first, else "Transfer-Encoding: chunked" exactly (kthttp.h)
-            cl = _content_length(headers)
-            if cl is not None:
+            # a Content-Length of 0 or more first, else "Transfer-Encoding: chunked" exactly
+            # (kthttp.h); the length is read with kc::atoi, so "5abc" is 5 and "-5" or "x" none
+            value = headers.get("content-length")
+            cl = -1 if value is None else _kc_atoi(value)
+            if cl >= 0:
                 self._check_body_size(cl)
                 length = cl
             else:

@@ -122,7 +122,7 @@ def _interval(pattern: bytes, i: int) -> tuple[bytes, int]:
 
 
 def translate(pattern: bytes) -> bytes:
-    """``pattern`` (a POSIX ERE, up to its first NUL as ktserver reads it) in the ``regex`` module's syntax."""
+    """``pattern``, a POSIX ERE read up to its first NUL as ktserver does, in ``regex`` syntax."""
     pattern = pattern.partition(b"\0")[0]
     out: list[bytes] = []
     atom = -1  # where in ``out`` the last quantifiable atom starts (-1: none, a quantifier is an error)
