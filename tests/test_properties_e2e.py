@@ -103,12 +103,12 @@ def test_the_update_log_streams_every_write_in_order(server, clients, ops):
             raw.set(key, value, db=db)
             expected.append((OP_SET, db, key, value))
         elif kind == "remove":
-            if raw.remove(key, db=db):  # only a removal that happened is logged
-                expected.append((OP_REMOVE, db, key, None))
+            raw.remove(key, db=db)  # logged whether or not the key was there, as ktserver logs it
+            expected.append((OP_REMOVE, db, key, None))
         else:
             raw.clear(db=db)
             expected.append((OP_CLEAR, db, None, None))
-    if not expected:  # e.g. only removals of missing keys: nothing was logged, nothing to wait for
+    if not expected:
         assert server.store.last_ts == start
         return
     seen = []
