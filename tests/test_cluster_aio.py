@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, Callable
 
 import pytest
+import test_cluster
+from async_facade import LOOP_NAME, new_loop
 from uhashring import HashRing
 
 from kyototycoon import KT_PACKER_BYTES
@@ -22,36 +24,20 @@ from kyototycoon.cluster import AsyncFailoverKyotoTycoon, AsyncShardedKyotoTycoo
 from kyototycoon.errors import KyotoTycoonException, ServerUnavailable
 from kyototycoon.server import EmbeddedServer
 
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-
-LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 TASKS = 40
+three = test_cluster.three  # the fixture: three embedded servers
 
 
-@pytest.fixture(params=LOOPS)
+@pytest.fixture(params=sorted({"asyncio", LOOP_NAME}))  # uvloop's too when it is installed
 def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """Run a coroutine to the end (60 s at most) on a new loop of the kind the test is parametrized with."""
+    make_loop = asyncio.new_event_loop if request.param == "asyncio" else new_loop
+
     def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
+        with contextlib.closing(make_loop()) as loop:
             return loop.run_until_complete(asyncio.wait_for(coro, 60))
-        finally:
-            loop.close()
 
     return runner
-
-
-@pytest.fixture
-def three() -> Iterator[list[EmbeddedServer]]:
-    servers = [EmbeddedServer().start() for _ in range(3)]
-    try:
-        yield servers
-    finally:
-        for srv in servers:
-            srv.stop()
 
 
 def test_kyototycoon_aio_re_exports_them() -> None:

@@ -16,17 +16,8 @@ from typing import Any, Callable
 
 from kyototycoon.aio import AsyncCursor, AsyncKyotoTycoon
 
-from .core import (
-    FAILOVER_METHODS,
-    SHARDED_METHODS,
-    FailoverPlans,
-    Job,
-    Run,
-    Server,
-    ShardedPlans,
-    Steps,
-    generate,
-)
+from . import core
+from .core import Job, Server, Steps
 
 __all__ = ["AsyncFailoverKyotoTycoon", "AsyncShardedKyotoTycoon"]
 
@@ -80,7 +71,7 @@ class _Driver:
     _all_servers: Callable[[], list[Server]]
 
     async def _drive(self, steps: Steps) -> Any:
-        run = Run(steps)
+        run = core.Run(steps)
         while run.jobs:
             run.send(await _each(run.jobs))
         return run.value
@@ -106,7 +97,7 @@ def _method(name: str) -> Callable[..., Any]:
     return method
 
 
-class AsyncShardedKyotoTycoon(_Driver, ShardedPlans):
+class AsyncShardedKyotoTycoon(_Driver, core.ShardedPlans):
     """:class:`~kyototycoon.cluster.ShardedKyotoTycoon` on asyncio: the same constructor and rules, awaited.
 
     Bulk and fan-out calls send their parts at once as tasks. ``cursor(server=...)``
@@ -128,7 +119,7 @@ class AsyncShardedKyotoTycoon(_Driver, ShardedPlans):
         return _ServerCursor(self._cursor_server(server))
 
 
-class AsyncFailoverKyotoTycoon(_Driver, FailoverPlans):
+class AsyncFailoverKyotoTycoon(_Driver, core.FailoverPlans):
     """:class:`~kyototycoon.cluster.FailoverKyotoTycoon` on asyncio: the same constructor and rules, awaited.
 
     ``on_failover(old, new)`` is called (not awaited) once, however many tasks saw the master fail.
@@ -141,5 +132,5 @@ class AsyncFailoverKyotoTycoon(_Driver, FailoverPlans):
         return _ServerCursor(self._current)
 
 
-generate(AsyncShardedKyotoTycoon, SHARDED_METHODS, _method, AsyncKyotoTycoon)
-generate(AsyncFailoverKyotoTycoon, FAILOVER_METHODS, _method, AsyncKyotoTycoon)
+core.generate(AsyncShardedKyotoTycoon, core.SHARDED_METHODS, _method, AsyncKyotoTycoon)
+core.generate(AsyncFailoverKyotoTycoon, core.FAILOVER_METHODS, _method, AsyncKyotoTycoon)

@@ -13,17 +13,8 @@ from typing import Any, Callable, Optional
 from kyototycoon.client import KyotoTycoon
 from kyototycoon.client.cursor import Cursor
 
-from .core import (
-    FAILOVER_METHODS,
-    SHARDED_METHODS,
-    FailoverPlans,
-    Job,
-    Run,
-    Server,
-    ShardedPlans,
-    Steps,
-    generate,
-)
+from . import core
+from .core import Job, Server, Steps
 
 __all__ = ["FailoverKyotoTycoon", "ShardedKyotoTycoon"]
 
@@ -69,7 +60,7 @@ class _Driver:
         return self._drive(self._plan(method, args, kwargs))
 
     def _drive(self, steps: Steps) -> Any:
-        run = Run(steps)
+        run = core.Run(steps)
         while run.jobs:
             run.send(self._each(run.jobs))
         return run.value
@@ -124,7 +115,7 @@ def _method(name: str) -> Callable[..., Any]:
     return method
 
 
-class ShardedKyotoTycoon(_Driver, ShardedPlans):
+class ShardedKyotoTycoon(_Driver, core.ShardedPlans):
     """Keys spread over several servers by ketama consistent hashing.
 
     ``servers`` are ``(host, port)``, ``(host, port, weight)`` or ``"host:port"``;
@@ -154,7 +145,7 @@ class ShardedKyotoTycoon(_Driver, ShardedPlans):
     client_class = KyotoTycoon
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        ShardedPlans.__init__(self, *args, **kwargs)
+        core.ShardedPlans.__init__(self, *args, **kwargs)
         self._prepare()
 
     def server(self, name: str) -> KyotoTycoon:
@@ -166,7 +157,7 @@ class ShardedKyotoTycoon(_Driver, ShardedPlans):
         return self._drive(self._steps({self._cursor_server(server): ("cursor", (), {})}, None))
 
 
-class FailoverKyotoTycoon(_Driver, FailoverPlans):
+class FailoverKyotoTycoon(_Driver, core.FailoverPlans):
     """The :class:`~kyototycoon.KyotoTycoon` API on one of several masters (a dual-master pair).
 
     Calls go to the active master (:attr:`master`, ``"host:port"``). When it
@@ -186,7 +177,7 @@ class FailoverKyotoTycoon(_Driver, FailoverPlans):
     client_class = KyotoTycoon
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        FailoverPlans.__init__(self, *args, **kwargs)
+        core.FailoverPlans.__init__(self, *args, **kwargs)
         self._prepare()
 
     def cursor(self) -> Cursor:
@@ -194,5 +185,5 @@ class FailoverKyotoTycoon(_Driver, FailoverPlans):
         return _opened(self._current).cursor()
 
 
-generate(ShardedKyotoTycoon, SHARDED_METHODS, _method)
-generate(FailoverKyotoTycoon, FAILOVER_METHODS, _method)
+core.generate(ShardedKyotoTycoon, core.SHARDED_METHODS, _method)
+core.generate(FailoverKyotoTycoon, core.FAILOVER_METHODS, _method)
