@@ -9,8 +9,10 @@ the three others. Then times ``get_bulk`` of every key on the one server
 three parts at once from threads), and the same with the asyncio clients
 (``AsyncKyotoTycoon`` against ``AsyncShardedKyotoTycoon``, whose parts are
 tasks), alternating them every 10 calls. Prints the median and the best wall
-time of each, and the ratio of the medians to the one-server call of the same
-client, per protocol; "keys not seen" makes the sharded client hash every key
+time of each, the ratio of the medians to the one-server call of the same
+client, per protocol, and the same for the client process's CPU time (threads
+included: on a loaded machine the wall time says more about the other
+processes); "keys not seen" makes the sharded client hash every key
 again (it remembers where the keys it has seen go).
 """
 
@@ -53,31 +55,37 @@ def _start(port: int) -> subprocess.Popen:
     raise RuntimeError(f"the server on {port} did not start")
 
 
-def _time(call, rounds: int) -> list[float]:
+def _time(call, rounds: int) -> list[tuple[float, float]]:
+    """(wall, client CPU) of each call."""
     out = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         call()
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0, time.process_time() - c0))
     return out
 
 
-async def _time_async(call, rounds: int) -> list[float]:
+async def _time_async(call, rounds: int) -> list[tuple[float, float]]:
     out = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await call()
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0, time.process_time() - c0))
     return out
 
 
-def _rows(name: str, client: str, times: dict[str, list[float]]) -> None:
+def _rows(name: str, client: str, times: dict[str, list[tuple[float, float]]]) -> None:
     """Print one protocol's rows for one client: each against its one-server row."""
-    m1 = statistics.median(times["one server"])
+    w1 = statistics.median(w for w, _ in times["one server"])
+    c1 = statistics.median(c for _, c in times["one server"])
     for label, ts in times.items():
-        m = statistics.median(ts)
-        ratio = "" if label == "one server" else f"{m / m1:4.2f}x"
-        print(f"| {name:8} | {client:8} | {label:23} | {m * 1e3:6.2f} | {min(ts) * 1e3:6.2f} | {ratio:>5} |")
+        w = statistics.median(t for t, _ in ts)
+        c = statistics.median(t for _, t in ts)
+        best = min(t for t, _ in ts)
+        ratio = "" if label == "one server" else f"{w / w1:4.2f}x"
+        cratio = "" if label == "one server" else f"{c / c1:4.2f}x"
+        print(f"| {name:8} | {client:8} | {label:23} | {w * 1e3:6.2f} | {best * 1e3:6.2f} | {ratio:>5} "
+              f"| {c * 1e3:6.2f} | {cratio:>5} |")
 
 
 def _compare(binary: bool, ports: list[int], keys: list[str], data: dict[str, bytes], rounds: int,
@@ -107,8 +115,8 @@ def _compare(binary: bool, ports: list[int], keys: list[str], data: dict[str, by
         await asharded.get_bulk(keys)
 
     labels = ("one server", "3 shards", "3 shards, keys not seen")
-    blocking: dict[str, list[float]] = {label: [] for label in labels}
-    awaited: dict[str, list[float]] = {label: [] for label in labels}
+    blocking: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
+    awaited: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
     for _ in range(rounds // 10):  # alternate, so a slow spell lands on all
         for label, call in zip(labels, (lambda: one.get_bulk(keys), lambda: sharded.get_bulk(keys), cold)):
             blocking[label] += _time(call, 10)
@@ -144,8 +152,8 @@ def main() -> int:
         data = dict.fromkeys(keys, VALUE)
         print(f"get_bulk of {args.keys} keys of {len(VALUE)} bytes, {args.rounds} rounds, wall time in ms "
               f"(asyncio rows on the {args.loop} loop)")
-        print("| protocol | client   | servers                 | median | best   | ratio |")
-        print("|----------|----------|-------------------------|--------|--------|-------|")
+        print("| protocol | client   | servers                 | median | best   | ratio | CPU    | ratio |")
+        print("|----------|----------|-------------------------|--------|--------|-------|--------|-------|")
         for binary in (False, True):
             _compare(binary, ports, keys, data, args.rounds, new_loop)
     finally:
