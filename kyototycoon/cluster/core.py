@@ -164,9 +164,13 @@ def _limit_arg(args: tuple, kwargs: dict) -> Any:
     return args[1] if len(args) > 1 else kwargs.get("limit")
 
 
-def _merge_dicts(results: Iterable[Mapping]) -> dict:
-    out: dict = {}
-    for part in results:
+def _merge_dicts(results: Iterable[dict]) -> dict:
+    """The parts' items in one dict: the largest part (a fresh dict of its server's answer) takes the rest."""
+    parts = sorted(results, key=len)
+    if not parts:
+        return {}
+    out = parts.pop()
+    for part in parts:
         out.update(part)
     return out
 
