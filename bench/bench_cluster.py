@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import hashlib
 import socket
 import statistics
 import subprocess
@@ -28,7 +30,7 @@ import time
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoTycoon
-from kyototycoon.cluster import AsyncShardedKyotoTycoon, ShardedKyotoTycoon
+from kyototycoon.cluster import AsyncShardedKyotoTycoon, KetamaRing, ShardedKyotoTycoon
 
 VALUE = b"v" * 100
 
@@ -133,6 +135,36 @@ def _compare(binary: bool, ports: list[int], keys: list[str], data: dict[str, by
     loop.close()
 
 
+def _per_key_split(ring: KetamaRing, keys: list[str]) -> dict[str, list]:
+    """The baseline: a key at a time in Python (hashlib's MD5, a bisect), as the ring placed keys before."""
+    groups: dict[str, list] = {}
+    points, names, count = ring._points, ring._names, len(ring._points)
+    for key in keys:
+        i = bisect.bisect_left(points, int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "little"))
+        groups.setdefault(names[i if i < count else 0], []).append(key)
+    return groups
+
+
+def _placement(ports: list[int], keys: list[str], rounds: int) -> None:
+    """Print what placing the keys alone costs (the ring's split), per key, least of the rounds."""
+    ring = KetamaRing({f"127.0.0.1:{p}": 1 for p in ports[1:]})
+    assert _per_key_split(ring, keys) == ring.split(keys)
+
+    def fresh() -> None:
+        ring.forget()
+        ring.split(keys)
+
+    calls = {"per key in Python (before)": lambda: _per_key_split(ring, keys),
+             "batch, keys not seen": fresh, "batch, keys seen": lambda: ring.split(keys)}
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds // 10):  # interleaved
+        for label, call in calls.items():
+            best[label] = min(best[label], *(t for _, t in _time(call, 10)))
+    print(f"placing {len(keys)} keys on the ring (client CPU, least of {rounds}):")
+    for label, t in best.items():
+        print(f"  {label:28} {t / len(keys) * 1e6:5.2f} µs a key")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1000)
@@ -156,6 +188,7 @@ def main() -> int:
         print("|----------|----------|-------------------------|--------|--------|-------|--------|-------|")
         for binary in (False, True):
             _compare(binary, ports, keys, data, args.rounds, new_loop)
+        _placement(ports, keys, args.rounds)
     finally:
         for proc in procs:
             proc.terminate()
