@@ -43,9 +43,9 @@ async def _each(jobs: dict[Server, Job]) -> dict[Server, Any]:
 
 
 async def _open(srv: Server) -> None:
-    if srv.lock is None:
-        srv.lock = asyncio.Lock()  # made in the loop that uses it (Python 3.9 binds a lock to one)
-    async with srv.lock:
+    if srv.alock is None:
+        srv.alock = asyncio.Lock()  # made in the loop that uses it (Python 3.9 binds a lock to one)
+    async with srv.alock:
         if not srv.opened:
             await srv.client.open(srv.host, srv.port, timeout=srv.timeout)
             srv.opened = True

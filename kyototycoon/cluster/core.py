@@ -86,7 +86,8 @@ class Server:
         self.client = client  # a KyotoTycoon or an AsyncKyotoTycoon, not opened yet
         self.timeout = timeout  # connecting, and each answer
         self.opened = False
-        self.lock: Any = None  # the driver's, to open the client once
+        self.lock = threading.Lock()  # the blocking driver's, to open the client once
+        self.alock: Any = None  # the asyncio driver's (an asyncio.Lock, made in the loop that uses it)
         self.failures = 0  # in a row
         self.dead_until = 0.0  # monotonic time before which the server is not tried
 

@@ -50,11 +50,8 @@ class _Driver:
     _plan: Callable[[str, tuple, dict], Steps]
     _all_servers: Callable[[], list[Server]]
     _pool: Optional[ThreadPoolExecutor] = None
+    _pool_lock = threading.Lock()  # making a pool (any client's: they are made once)
 
-    def _prepare(self) -> None:
-        self._pool_lock = threading.Lock()
-        for srv in self._all_servers():
-            srv.lock = threading.Lock()
 
     def _run(self, method: str, args: tuple, kwargs: dict) -> Any:
         return self._drive(self._plan(method, args, kwargs))
@@ -144,10 +141,6 @@ class ShardedKyotoTycoon(_Driver, core.ShardedPlans):
 
     client_class = KyotoTycoon
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        core.ShardedPlans.__init__(self, *args, **kwargs)
-        self._prepare()
-
     def server(self, name: str) -> KyotoTycoon:
         """The plain client of server ``name`` (opened if need be)."""
         return _opened(self._server(name))
@@ -175,10 +168,6 @@ class FailoverKyotoTycoon(_Driver, core.FailoverPlans):
     """
 
     client_class = KyotoTycoon
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        core.FailoverPlans.__init__(self, *args, **kwargs)
-        self._prepare()
 
     def cursor(self) -> Cursor:
         """A cursor on the active master (it does not follow a failover)."""
