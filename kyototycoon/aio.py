@@ -632,3 +632,10 @@ class AsyncKyotoSlave(KyotoSlave):
         finally:
             run.transport = None
             writer.close()
+
+
+def __getattr__(name: str) -> Any:  # the cluster clients on asyncio, imported on first use (uhashring)
+    if name in ("AsyncShardedKyotoTycoon", "AsyncFailoverKyotoTycoon"):
+        from .cluster import aio as cluster_aio
+        return getattr(cluster_aio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,18 +1,35 @@
-"""ShardedKyotoTycoon and FailoverKyotoTycoon against embedded servers."""
+"""ShardedKyotoTycoon and FailoverKyotoTycoon against embedded servers, and their asyncio twins.
+
+Every test on servers runs with the blocking clients and with AsyncShardedKyotoTycoon /
+AsyncFailoverKyotoTycoon behind a blocking facade (tests/async_facade.py: one event loop in a
+thread, uvloop's when installed, every call a task on it; the failover test's 8 threads are then
+8 callers whose calls are tasks on that one loop). tests/test_cluster_aio.py has what only the
+asyncio clients do (cancellation, many tasks, every loop).
+"""
 
 from __future__ import annotations
 
+import inspect
+import struct
 import threading
 import time
 from collections import Counter
 
 import pytest
+from async_facade import BlockingFacade, CursorFacade, LoopThread
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from uhashring import HashRing
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
-from kyototycoon.cluster import FailoverKyotoTycoon, KetamaRing, ShardedKyotoTycoon, key_hash
+from kyototycoon.cluster import (
+    AsyncFailoverKyotoTycoon,
+    AsyncShardedKyotoTycoon,
+    FailoverKyotoTycoon,
+    KetamaRing,
+    ShardedKyotoTycoon,
+    key_hash,
+)
 from kyototycoon.errors import ConnectionLost, KyotoTycoonException, ServerUnavailable
 from kyototycoon.server import EmbeddedServer
 
@@ -87,6 +104,25 @@ def test_ring_split_groups_keys_as_node_places_them(keys):
     assert all(fresh.node(k) == ring.node(k) for k in keys)
 
 
+def test_bucket_table_agrees_with_the_search_at_every_point():
+    # hashes at, just below and just above every point, as digests: the table's buckets that hold a
+    # point are searched, the others go whole to one server; both must say what bisect says
+    for weights in ({"a:1": 1, "b:1": 2, "c:1": 1}, {f"10.0.0.{i}:1978": i % 4 + 1 for i in range(30)}):
+        ring = KetamaRing(weights)
+        hashes = [h for p in ring._points for h in (p - 1, p, p + 1) if 0 <= h < 1 << 32]
+        hashes += [0, (1 << 32) - 1, *range(0, 1 << 32, 7919 << 10)]
+        digests = b"".join(struct.pack("<I12x", h) for h in hashes)
+        assert list(ring.place(digests)) == [ring._number(h) for h in hashes]
+
+
+def test_rings_of_255_servers_or_more_place_keys_one_by_one():
+    ring = KetamaRing({f"h{i}:1": 1 for i in range(260)})
+    keys = [f"k{i}" for i in range(500)]
+    groups = ring.split(keys)
+    assert sum(len(p) for p in groups.values()) == 500
+    assert all(ring.node(k) == name for name, part in groups.items() for k in part)
+
+
 def test_ring_weights_and_order():
     ring = KetamaRing({"a:1": 1, "b:1": 3})
     spread = Counter(ring.node(f"k{i}") for i in range(4000))
@@ -95,15 +131,62 @@ def test_ring_weights_and_order():
     assert order[0] == ring.node("some key") and sorted(order) == ["a:1", "b:1"]
 
 
-def test_server_specs_are_checked():
+@pytest.mark.parametrize("cls", [ShardedKyotoTycoon, AsyncShardedKyotoTycoon])
+def test_server_specs_are_checked(cls):
     with pytest.raises(ValueError, match="twice"):
-        ShardedKyotoTycoon([("h", 1), "h:1"])
+        cls([("h", 1), "h:1"])
     with pytest.raises(ValueError, match="weight"):
-        ShardedKyotoTycoon([("h", 1, 0)])
+        cls([("h", 1, 0)])
     with pytest.raises(ValueError, match="host:port"):
-        ShardedKyotoTycoon(["nohost"])
+        cls(["nohost"])
     with pytest.raises(ValueError, match="at least one"):
-        ShardedKyotoTycoon([])
+        cls([])
+    with pytest.raises(ValueError, match="retry_attempts"):
+        cls([("h", 1)], retry_attempts=0)
+
+
+@pytest.mark.parametrize(("sync", "aio"), [(ShardedKyotoTycoon, AsyncShardedKyotoTycoon),
+                                           (FailoverKyotoTycoon, AsyncFailoverKyotoTycoon)])
+def test_the_async_clients_have_the_same_methods(sync, aio):
+    public = {n for n in dir(sync) if not n.startswith("_")}
+    assert public - {"__enter__", "__exit__"} == {n for n in dir(aio) if not n.startswith("_")}
+    for name in public - {"close", "server"}:  # the generated methods: KyotoTycoon's docs
+        if inspect.iscoroutinefunction(getattr(aio, name)):
+            assert getattr(aio, name).__doc__ == getattr(sync, name).__doc__, name
+    assert inspect.iscoroutinefunction(aio.get_bulk) and inspect.iscoroutinefunction(aio.close)
+    assert not inspect.iscoroutinefunction(aio.cursor)  # a cursor is made at once, as AsyncKyotoTycoon's
+
+
+# --------------------------------------------------------------------------- the two drivers
+
+
+@pytest.fixture(scope="module")
+def loop_thread():
+    loop = LoopThread()
+    yield loop
+    loop.stop()
+
+
+class ClusterFacade(BlockingFacade):
+    """An asyncio cluster client as a blocking one (cursor(server=...) takes its keyword)."""
+
+    def __getattr__(self, name):
+        if name == "cursor":
+            return lambda *args, **kwargs: CursorFacade(self._target.cursor(*args, **kwargs), self._loop)
+        return super().__getattr__(name)
+
+
+@pytest.fixture(params=["sync", "async"])
+def make(request, loop_thread):
+    """``make(cls, *args, **kwargs)``: the blocking cluster client, or its asyncio twin behind a facade."""
+    twins = {ShardedKyotoTycoon: AsyncShardedKyotoTycoon, FailoverKyotoTycoon: AsyncFailoverKyotoTycoon}
+
+    def made(cls, *args, **kwargs):
+        if request.param == "sync":
+            return cls(*args, **kwargs)
+        return ClusterFacade(twins[cls](*args, **kwargs), loop_thread)
+
+    return made
 
 
 # --------------------------------------------------------------------------- three servers
@@ -119,9 +202,14 @@ def three():
             srv.stop()
 
 
-def _sharded(servers, **options) -> ShardedKyotoTycoon:
-    options.setdefault("pack_type", KT_PACKER_BYTES)
-    return ShardedKyotoTycoon([srv.address for srv in servers], **options)
+@pytest.fixture
+def sharded(make):
+    """``sharded(servers, **options)``: a sharded client (of the test's driver) over embedded servers."""
+    def made(servers, **options):
+        options.setdefault("pack_type", KT_PACKER_BYTES)
+        return make(ShardedKyotoTycoon, [srv.address for srv in servers], **options)
+
+    return made
 
 
 def _keys_on(srv: EmbeddedServer) -> set[bytes]:
@@ -129,8 +217,8 @@ def _keys_on(srv: EmbeddedServer) -> set[bytes]:
 
 
 @pytest.mark.parametrize("binary", [False, True])
-def test_keys_land_where_the_ring_says(three, binary):
-    with _sharded(three, binary=binary) as kt:
+def test_keys_land_where_the_ring_says(three, sharded, binary):
+    with sharded(three, binary=binary) as kt:
         keys = [f"user:{i}" for i in range(300)]
         for key in keys[:30]:
             assert kt.set(key, b"v-" + key.encode())
@@ -147,8 +235,8 @@ def test_keys_land_where_the_ring_says(three, binary):
         assert kt.remove("user:150") and not kt.remove("user:150")
 
 
-def test_fanout_calls_merge(three):
-    with _sharded(three) as kt:
+def test_fanout_calls_merge(three, sharded):
+    with sharded(three) as kt:
         kt.set_bulk({f"p:{i:03d}": b"x" for i in range(60)} | {"q:1": b"y"})
         assert kt.count() == 61
         assert kt.size() == sum(KyotoTycoon().connect(*s.address).size() for s in three)
@@ -162,8 +250,8 @@ def test_fanout_calls_merge(three):
         assert kt.clear() and kt.count() == 0
 
 
-def test_cursor_is_per_server(three):
-    with _sharded(three) as kt:
+def test_cursor_is_per_server(three, sharded):
+    with sharded(three) as kt:
         kt.set_bulk({f"k{i}": b"v" for i in range(30)})
         seen = []
         for name in kt.servers:
@@ -175,8 +263,8 @@ def test_cursor_is_per_server(three):
             kt.cursor()
 
 
-def test_a_stopped_server_fails_its_keys_only_then_comes_back(three):
-    kt = _sharded(three, retry_attempts=2, dead_timeout=0.5, timeout=2)
+def test_a_stopped_server_fails_its_keys_only_then_comes_back(three, sharded):
+    kt = sharded(three, retry_attempts=2, dead_timeout=0.5, timeout=2)
     keys = [f"k{i}" for i in range(120)]
     kt.set_bulk({k: b"v" for k in keys})
     down = three[1]
@@ -215,8 +303,8 @@ def test_a_stopped_server_fails_its_keys_only_then_comes_back(three):
         kt.close()
 
 
-def test_remove_dead_moves_keys_to_the_next_server(three):
-    kt = _sharded(three, retry_attempts=1, dead_timeout=60, remove_dead=True, timeout=2)
+def test_remove_dead_moves_keys_to_the_next_server(three, sharded):
+    kt = sharded(three, retry_attempts=1, dead_timeout=60, remove_dead=True, timeout=2)
     keys = [f"k{i}" for i in range(120)]
     down = three[0]
     down_name = f"{down.host}:{down.port}"
@@ -239,10 +327,10 @@ def test_remove_dead_moves_keys_to_the_next_server(three):
 # --------------------------------------------------------------------------- failover
 
 
-def test_failover_under_load_from_8_threads():
+def test_failover_under_load_from_8_threads(make):
     a, b = EmbeddedServer().start(), EmbeddedServer().start()
     switches = []
-    kt = FailoverKyotoTycoon([a.address, b.address], pack_type=KT_PACKER_BYTES, timeout=2,
+    kt = make(FailoverKyotoTycoon, [a.address, b.address], pack_type=KT_PACKER_BYTES, timeout=2,
                              on_failover=lambda old, new: switches.append((old, new)))
     name_a, name_b = f"{a.host}:{a.port}", f"{b.host}:{b.port}"
     assert kt.master == name_a
@@ -295,10 +383,10 @@ def test_failover_under_load_from_8_threads():
     kt.close()
 
 
-def test_read_from_slaves_then_the_master():
+def test_read_from_slaves_then_the_master(make):
     master, slave = EmbeddedServer().start(), EmbeddedServer().start()
     try:
-        kt = FailoverKyotoTycoon([master.address], read_from=[slave.address], pack_type=KT_PACKER_BYTES)
+        kt = make(FailoverKyotoTycoon, [master.address], read_from=[slave.address], pack_type=KT_PACKER_BYTES)
         assert kt.set("k", b"on master")
         assert kt.get("k") is None  # the reads went to the slave, which has not got it
         slave.call(lambda: slave.store[0].set(b"k", b"on slave"))
@@ -311,10 +399,10 @@ def test_read_from_slaves_then_the_master():
         slave.stop()
 
 
-def test_failover_resends_reads_but_never_writes():
+def test_failover_resends_reads_but_never_writes(make):
     a, b = EmbeddedServer().start(), EmbeddedServer().start()
     try:
-        kt = FailoverKyotoTycoon([a.address, b.address], pack_type=KT_PACKER_BYTES, timeout=2)
+        kt = make(FailoverKyotoTycoon, [a.address, b.address], pack_type=KT_PACKER_BYTES, timeout=2)
         assert kt.increment("n", 1) == 1
         b.call(lambda: b.store[0].set(b"k", b"on b"))
         a.stop()
