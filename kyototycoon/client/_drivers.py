@@ -118,6 +118,7 @@ _m__GET = methods._GET
 _m__GET_PARSERS = methods._GET_PARSERS
 _m__INT64 = methods._INT64
 _m__POST = methods._POST
+_m__PUT = methods._PUT
 _m__RAW_TSV = methods._RAW_TSV
 _m__append_steps = methods._append_steps
 _m__bulk_records = methods._bulk_records
@@ -129,6 +130,7 @@ _m__limit = methods._limit
 _m__match = methods._match
 _m__num = methods._num
 _m__ok = methods._ok
+_m__put_stored = methods._put_stored
 _m__store = methods._store
 _m__text_map = methods._text_map
 _m__ulog_files = methods._ulog_files
@@ -147,6 +149,7 @@ _m_prefixed = methods.prefixed
 _m_raw_record = methods.raw_record
 _m_records = methods.records
 _m_rest_key_request = methods.rest_key_request
+_m_rest_put_request = methods.rest_put_request
 _m_rpc = methods.rpc
 _m_rpc_body_request = methods.rpc_body_request
 _m_rpc_records = methods.rpc_records
@@ -557,10 +560,44 @@ async def async_http_get_int(self: Any, key: Any, db: Any = 0) -> Any:
 
 
 def http_set(c, key, value, expire=None, db=0):
-    _q_plan = _m__store(c, 'set', key, value, expire, db)
-    if type(_q_plan) is Call:
-        return _q_plan.parse(c._exchange(_q_plan))
-    return run_plan(_q_plan, c._exchange)
+    k = key.encode() if type(key) is str else _m_key_bytes(key)
+    if expire is not None or not k:
+        _q_plan = _m__store(c, 'set', key, value, expire, db)
+        if type(_q_plan) is Call:
+            return _q_plan.parse(c._exchange(_q_plan))
+        return run_plan(_q_plan, c._exchange)
+    data = c._pack(value)
+    dbq = None if db is None or (db == 0 and type(db) is int) else _m_db_query(db)
+    _q_req = _m_rest_put_request(k, dbq, c._host, data)
+    _q_parse = _m__put_stored
+    _q_pool = c._pool
+    if _q_pool is not None and _q_pool.quick:
+        _q_idle = _q_pool.idle
+        try:
+            _q_conn = _q_idle.pop()
+        except IndexError:
+            _q_conn = _q_pool.acquire()
+        _q_sock = _q_conn.sock
+        try:
+            _q_sock.sendall(_q_req)
+            _q_data = _q_sock.recv(RECV_SIZE)
+        except BaseException as _q_exc:
+            return _q_parse(c._failed(Call(_m_HTTP, _q_req, _m__PUT, False, _q_parse), _q_pool, _q_conn, _q_exc))
+        _q_core = _q_conn.core
+        if _q_data and _q_core.clean:
+            _q_answer = parse_simple_response(_q_data, _m__PUT)
+            if _q_answer is not None:
+                _q_core.exchanges += 1
+                if _q_answer.keep_alive and len(_q_idle) < _q_pool.max_idle:
+                    _q_idle.append(_q_conn)
+                else:
+                    if not _q_answer.keep_alive:
+                        _q_core.reusable = False
+                        _q_conn.close()
+                    _q_pool.release(_q_conn)
+                return _q_parse(_q_answer)
+        return _q_parse(c._resume(Call(_m_HTTP, _q_req, _m__PUT, False, _q_parse), _q_pool, _q_conn, _q_data))
+    return _q_parse(c._exchange(Call(_m_HTTP, _q_req, _m__PUT, False, _q_parse)))
 
 
 async def async_http_set(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0) -> Any:

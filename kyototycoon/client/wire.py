@@ -188,6 +188,22 @@ def rest_key_request(method: bytes, key: bytes, db: bytes | None, host: bytes) -
     return b"".join((method, b" /", db, b"/", quoted, tail))
 
 
+_PUT_HEADS: dict[bytes, bytes] = {}
+
+
+def rest_put_request(key: bytes, db: bytes | None, host: bytes, value: bytes) -> bytes:
+    """``PUT /key`` (``/db/key`` for another database) with ``value`` as its body: a RESTful set."""
+    head = _PUT_HEADS.get(host)
+    if head is None:
+        head = b" HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: "
+        if len(_PUT_HEADS) < 64:
+            _PUT_HEADS[host] = head
+    quoted = _url_encode(key)
+    if db is None:
+        return b"".join((b"PUT /", quoted, head, b"%d\r\n\r\n" % len(value), value))
+    return b"".join((b"PUT /", db, b"/", quoted, head, b"%d\r\n\r\n" % len(value), value))
+
+
 # ---------------------------------------------------------------- HTTP answers
 
 

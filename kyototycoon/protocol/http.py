@@ -459,7 +459,8 @@ def parse_simple_response(data: bytes, method: bytes = b"GET") -> Response | Non
     if head is None:
         return None
     start, status, reason, version, keep_alive, length = head
-    if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and _is_head(method)):
+    if status == 204 or status == 304 or (method != b"GET" and method != b"POST" and method != b"PUT"
+                                          and _is_head(method)):
         if len(data) != start:
             return None
         body = b""
