@@ -171,8 +171,9 @@ RAW_REQUESTS = {
     "rest-put-no-such-db-name": b"PUT /nosuch/k HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nv",
     "rest-put-no-such-db-index": b"PUT /99/k HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nv",
     "rest-put-empty-body": b"PUT /put%3aempty HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-    "rpc-set-no-such-db-name": (b"POST /rpc/set HTTP/1.1\r\nHost: a\r\nContent-Type: text/tab-separated-values"
-                                b"\r\nContent-Length: 24\r\n\r\nkey\tk\nvalue\tv\nDB\tnosuch\n"),
+    "rpc-set-no-such-db-name": (b"POST /rpc/set HTTP/1.1\r\nHost: a\r\n"
+                                b"Content-Type: text/tab-separated-values\r\nContent-Length: 24\r\n\r\n"
+                                b"key\tk\nvalue\tv\nDB\tnosuch\n"),
 }
 
 

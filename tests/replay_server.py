@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from server_fixtures import ScriptedPeer

@@ -159,7 +159,7 @@ class KyotoTycoon(ClientBase):
         return self._again(pool, conn, call, error)
 
     def _failed(self, call: Call[Any], pool: Pool, conn: Connection, exc: BaseException) -> Any:
-        """``call``'s write or first read on ``conn`` raised ``exc``: resent as the policy allows, or raised."""
+        """``call``'s write or first read on ``conn`` raised ``exc``: resent if the policy says, or raised."""
         if isinstance(exc, OSError):
             return self._again(pool, conn, call, conn.failed(exc, None))
         conn.close()

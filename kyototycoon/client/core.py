@@ -144,8 +144,25 @@ class ClientConnection:
     general reader (the reference the quick path is tested against).
     """
 
-    __slots__ = ("_frames", "_have", "_into", "_kind", "_parts", "_reader", "_readers", "_size", "_started",
-                 "_quick", "_tag", "clean", "exchanges", "got_bytes", "max_frame", "recv_size", "reusable")
+    __slots__ = (
+        "_frames",
+        "_have",
+        "_into",
+        "_kind",
+        "_parts",
+        "_quick",
+        "_reader",
+        "_readers",
+        "_size",
+        "_started",
+        "_tag",
+        "clean",
+        "exchanges",
+        "got_bytes",
+        "max_frame",
+        "recv_size",
+        "reusable",
+    )
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME, quick: bool = True) -> None:
         self.max_frame = max_frame

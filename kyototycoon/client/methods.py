@@ -402,7 +402,7 @@ _STORED = {mode: _stored(mode) for mode in ("set", "add", "replace")}
 
 
 def _store(c: ClientBase, mode: str, key: Any, value: Any, expire: Any, db: object) -> Call[bool]:
-    """set (with an expiry)/add/replace through the RPC procedure (it takes a relative ``xt``, unlike REST PUT)."""
+    """set (with an expiry), add, replace through the RPC procedure (a relative ``xt``, unlike REST PUT)."""
     k = key.encode() if type(key) is str else key_bytes(key)
     pairs = [(b"key", k), (b"value", c._pack(value))]
     if expire is not None:
