@@ -9,13 +9,21 @@ socket can make) are passed over. A request that matches no later step is
 a mismatch: it is noted in :attr:`ReplayServer.mismatches` and the
 connection is closed. An empty ``recv`` closes the connection, as the real
 server did.
+
+The blocking client's ``set`` (no expiry) is a RESTful ``PUT /[db/]key``:
+it means what the recorded ``POST /rpc/set`` with that key, value and DB
+means, and is answered as ktserver answers such a PUT
+(``data/ktserver_facts.json``, raw requests ``rest-put-*``): 201 for the
+recorded 200, the same 400 for "no such database".
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from server_fixtures import ScriptedPeer
@@ -25,7 +33,39 @@ from kyototycoon.errors import ProtocolError
 from kyototycoon.protocol import http, tsv
 
 
+def _put_as_set(req: http.Request) -> tuple | None:
+    """A RESTful PUT with no X-Kt- header as the ``/rpc/set`` it means (ktserver's own path split)."""
+    if req.method != "PUT" or req.query or any(k.startswith("x-kt-") for k in req.headers):
+        return None
+    raw = req.path[1:] if req.path[:1] == b"/" else req.path
+    db, slash, key = raw.partition(b"/")
+    if not slash:
+        db, key = b"", raw
+    elif key[:1] == b"/":
+        key = key[1:]
+    params = [(b"key", tsv.decode_field(key, "U", lenient=True)), (b"value", req.body)]
+    if db:
+        params.append((b"DB", tsv.decode_field(db, "U", lenient=True)))
+    return ("http", "POST", b"/rpc/set", tuple(sorted(params)), b"", ())
+
+
+def _put_answer(recorded: bytes) -> bytes | None:
+    """What ktserver answers a PUT whose /rpc/set it recorded answering ``recorded`` (None: unknown)."""
+    facts = json.loads((Path(__file__).resolve().parent / "data" / "ktserver_facts.json").read_text("utf-8"))
+    raw = facts["raw_requests"]
+    if recorded.startswith(b"HTTP/1.1 201 "):  # a recorded PUT's own answer
+        return recorded
+    if recorded.startswith(b"HTTP/1.1 200 "):
+        return raw["rest-put-default-db"].encode("latin-1")
+    if recorded.startswith(b"HTTP/1.1 400 ") and recorded.endswith(b"ERROR\tno such database\n"):
+        return raw["rest-put-no-such-db-name"].encode("latin-1")
+    return None
+
+
 def _http_meaning(req: http.Request) -> tuple:
+    put = _put_as_set(req)
+    if put is not None:
+        return put
     mime, colenc = tsv.parse_content_type(req.headers.get("content-type"))
     params = tsv.parse_query(req.query, lenient=True)
     if mime == "application/x-www-form-urlencoded":
@@ -106,6 +146,8 @@ class ReplayServer:
                         break
                     request, buf = buf[:size], buf[size:]
                     answer = self._answer(meaning(request))
+                    if answer and request.startswith(b"PUT "):
+                        answer = _put_answer(answer)
                     if answer is None:  # a mismatch
                         return
                     if answer:

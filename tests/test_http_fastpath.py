@@ -539,6 +539,63 @@ def test_rest_key_request_is_build_request(key, db, method, host):
     assert wire.rest_key_request(method, key, db, host) == expected  # the cached tail too
 
 
+@pytest.mark.parametrize("loops", ["c", "python"])
+@given(key=st.binary(max_size=20), db=st.sampled_from([None, b"1", b"db%20x", b"0"]),
+       method=st.sampled_from([b"GET", b"HEAD", b"DELETE", b"OPTIONS"]),
+       host=st.sampled_from([b"127.0.0.1", b"h:1978"]), value=st.binary(max_size=40))
+def test_rest_requests_in_c_and_python_are_build_request(loops, key, db, method, host, value):
+    """wire's RESTful requests, by the C loops' rest_request and by the Python joins (both run
+    whichever the build gives: the C one is taken out for "python")."""
+    if loops == "c" and wire._rest is None:
+        pytest.skip("C loops not built (or KYOTOTYCOON_PURE_PYTHON=1)")
+    quoted = tsv.encode_field(key, "U")
+    target = b"/" + quoted if db is None else b"/%s/%s" % (db, quoted)
+    with pytest.MonkeyPatch.context() as mp:
+        if loops == "python":
+            mp.setattr(wire, "_rest", None)
+        assert wire.rest_key_request(method, key, db, host) == http.build_request(method, target, host=host)
+        put = http.build_request(b"PUT", target, body=value, host=host)
+        assert wire.rest_put_request(key, db, host, value) == put
+        assert wire.rest_put_request(key, db, host, bytearray(value)) == put  # a packer's bytearray
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(answers() | st.sampled_from(KT_ANSWERS), METHODS)
+def test_cached_heads_in_c_and_python_parse_the_same(data, method):
+    """parse_simple_response of a head seen before (the C loops' simple_response when built) is
+    its Python twin's, field by field, None included; a head not seen yet is left to Python."""
+    python = http._parse_simple_response(data, method)  # caches the head when it takes it
+    again = http._parse_simple_response(data, method)
+    quick = http.parse_simple_response(data, method)
+    if python is None:
+        assert again is None and quick is None
+        return
+    assert _fields(quick) == _fields(python) == _fields(again)
+    assert repr(quick) == repr(python) and type(quick) is http.Response
+    assert quick.header("content-length") == python.header("content-length")
+    c_twin = http._simple_response
+    if c_twin is not None and isinstance(method, bytes):
+        got = c_twin(data, method, http._HEADS, http.Response)
+        assert got is not NotImplemented  # a cached head is the C loop's own
+        assert _fields(got) == _fields(python)
+        # and a mutated copy of the same head with another body length: the same answer as Python
+        longer = data + b"x"
+        assert (c_twin(longer, method, http._HEADS, http.Response) is None) == \
+            (http._parse_simple_response(longer, method) is None)
+
+
+def test_an_uncached_head_is_left_to_python():
+    c_twin = http._simple_response
+    if c_twin is None:
+        pytest.skip("C loops not built (or KYOTOTYCOON_PURE_PYTHON=1)")
+    data = b"HTTP/1.1 200 OK\r\nX-Unseen: %d\r\nContent-Length: 1\r\n\r\nv" % id(object())
+    assert c_twin(data, b"GET", {}, http.Response) is NotImplemented
+    assert c_twin(b"HTTP/1.1 200 OK\r\n", b"GET", http._HEADS, http.Response) is NotImplemented
+    assert c_twin(data, "GET", http._HEADS, http.Response) is NotImplemented  # a str method
+    assert c_twin(data, b"GET", http._HEADS, http.PartsResponse) is NotImplemented  # body is a property
+    assert http.parse_simple_response(data, b"GET").body == b"v"
+
+
 @given(st.binary(max_size=30) | st.text(alphabet="ab:%/ ", max_size=12).map(str.encode))
 def test_url_encoding_shortcut_is_the_table(field):
     assert tsv.encode_field(field, "U") == b"".join(map(tsv._URL_TABLE.__getitem__, field))

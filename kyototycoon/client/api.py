@@ -22,7 +22,7 @@ from .drive import blocking
 from .methods import ClientBase
 from .policy import Connector, Retry, after_failure
 from .procedures import BINARY_METHODS
-from .transport import Pool
+from .transport import Connection, Pool
 
 
 class KyotoTycoon(ClientBase):
@@ -99,7 +99,11 @@ class KyotoTycoon(ClientBase):
         return pool
 
     def _exchange(self, call: Call[Any]) -> Any:
-        """One call on a pooled connection; resent on a new one as the retry policy allows."""
+        """One call on a pooled connection; resent on a new one as the retry policy allows.
+
+        The blocking methods run their quick path inline (:mod:`.inline`) and come here, or to
+        :meth:`_resume` / :meth:`_failed`, for everything else.
+        """
         pool = self._pool or self._get_pool()
         idle = pool.idle
         # the pool's acquire and release inline for an unbounded pool: a call each saved
@@ -111,37 +115,62 @@ class KyotoTycoon(ClientBase):
             except IndexError:
                 conn = pool.acquire()
         try:
-            try:
-                if call.kind == BINARY and call.timeout is None and call.into is None:
-                    # Connection.exchange's binary quick path inline: the common get or set is
-                    # then one Python call here, as before the sans-IO core (measured: 0.2 us)
-                    sock = conn.sock
-                    try:
-                        sock.sendall(call.request)
-                        data = sock.recv(RECV_SIZE)
-                    except OSError as exc:
-                        raise conn.failed(exc, None) from None
-                    except BaseException:
-                        conn.close()
-                        raise
-                    answer = _EXACT[call.tag](data) if data else None  # a plain tuple, or None
-                    if answer is None:
-                        answer = conn.rest(call, data)
-                    else:
-                        conn.core.exchanges += 1
-                        if not pool.bounded and len(idle) < pool.max_idle:  # the socket is open
-                            idle.append(conn)
-                            return answer
+            if call.kind == BINARY and call.timeout is None and call.into is None:
+                # Connection.exchange's binary quick path inline
+                sock = conn.sock
+                try:
+                    sock.sendall(call.request)
+                    data = sock.recv(RECV_SIZE)
+                except OSError as exc:
+                    raise conn.failed(exc, None) from None
+                except BaseException:
+                    conn.close()
+                    raise
+                answer = _EXACT[call.tag](data) if data else None  # a plain tuple, or None
+                if answer is None:
+                    answer = conn.rest(call, data)
                 else:
-                    answer = conn.exchange(call)
-            except ConnectionLost as exc:
-                error = exc
+                    conn.core.exchanges += 1
             else:
-                if pool.bounded or conn.sock is None or len(idle) >= pool.max_idle:
-                    pool.release(conn)
-                else:
-                    idle.append(conn)
-                return answer
+                answer = conn.exchange(call)
+        except ConnectionLost as exc:
+            error = exc
+        except BaseException:
+            pool.release(conn)  # closed by the failure: this only gives its place back
+            raise
+        else:
+            pool.release(conn)
+            return answer
+        return self._again(pool, conn, call, error)
+
+    def _resume(self, call: Call[Any], pool: Pool, conn: Connection, data: bytes) -> Any:
+        """The rest of ``call``'s exchange on ``conn`` after its first read gave ``data`` (an answer not
+        whole in it, or none): what :meth:`_exchange` does from there."""
+        try:
+            answer = conn.rest(call, data)
+        except ConnectionLost as exc:
+            error = exc
+        except BaseException:
+            pool.release(conn)
+            raise
+        else:
+            pool.release(conn)  # a closed one is dropped
+            return answer
+        return self._again(pool, conn, call, error)
+
+    def _failed(self, call: Call[Any], pool: Pool, conn: Connection, exc: BaseException) -> Any:
+        """``call``'s write or first read on ``conn`` raised ``exc``: resent if the policy says, or raised."""
+        if isinstance(exc, OSError):
+            return self._again(pool, conn, call, conn.failed(exc, None))
+        conn.close()
+        pool.release(conn)
+        raise exc
+
+    def _again(self, pool: Pool, conn: Connection, call: Call[Any], error: ConnectionLost) -> Any:
+        """After ``call`` failed on ``conn`` (closed) with ``error``: resent on new connections as the
+        retry policy says (a write never is), or ``error`` raised. ``conn``'s place in the pool is
+        given back either way."""
+        try:
             attempt = 0
             while True:
                 attempt += 1

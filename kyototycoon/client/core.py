@@ -144,12 +144,32 @@ class ClientConnection:
     general reader (the reference the quick path is tested against).
     """
 
-    __slots__ = ("_frames", "_have", "_into", "_kind", "_parts", "_reader", "_readers", "_size", "_started",
-                 "_tag", "exchanges", "got_bytes", "max_frame", "quick", "recv_size", "reusable")
+    __slots__ = (
+        "_frames",
+        "_have",
+        "_into",
+        "_kind",
+        "_parts",
+        "_quick",
+        "_reader",
+        "_readers",
+        "_size",
+        "_started",
+        "_tag",
+        "clean",
+        "exchanges",
+        "got_bytes",
+        "max_frame",
+        "recv_size",
+        "reusable",
+    )
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME, quick: bool = True) -> None:
         self.max_frame = max_frame
-        self.quick = quick
+        self._quick = quick
+        #: an HTTP answer may be parsed whole from the first read: quick, and the reader holds no
+        #: bytes of an earlier answer (the blocking methods' inline quick path reads this too)
+        self.clean = quick
         #: answers read so far: >0 means a reused keep-alive connection (or one parked in a pool)
         self.exchanges = 0
         self.reusable = True
@@ -165,6 +185,16 @@ class ClientConnection:
         self._parts: list[bytes] = []  # a simple HTTP answer of known size, arriving
         self._have = 0
         self._size = 0
+
+    @property
+    def quick(self) -> bool:
+        """Whether the common HTTP answer is parsed whole, without the general reader."""
+        return self._quick
+
+    @quick.setter
+    def quick(self, value: bool) -> None:
+        self._quick = value
+        self.clean = value and (self._reader is None or not self._reader.buffered)
 
     @property
     def stale(self) -> bool:
@@ -213,7 +243,7 @@ class ClientConnection:
             self.got_bytes = False
             return self._receive(data)
         self.got_bytes = True
-        if kind != BINARY and self.quick and (self._reader is None or not self._reader.buffered):
+        if kind != BINARY and self.clean:
             resp = parse_simple_response(data, tag)
             if resp is not None:
                 self.exchanges += 1
@@ -280,6 +310,7 @@ class ClientConnection:
             reader.expect(self._tag)
         reader.feed(data)
         if data:
+            self.clean = False
             try:
                 resp = reader.next_response()
             except ProtocolError:
@@ -287,6 +318,7 @@ class ClientConnection:
                 raise
             if resp is None:
                 return NEED_MORE
+            self.clean = self._quick and not reader.buffered
             self.exchanges += 1
             self.reusable = resp.keep_alive
             return resp

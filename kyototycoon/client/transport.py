@@ -184,7 +184,7 @@ class Pool:
     """
 
     __slots__ = ("_slots", "address", "bounded", "closed", "connector", "idle", "limits", "max_idle",
-                 "timeout")
+                 "quick", "timeout")
 
     def __init__(self, address: tuple[str, int], timeout: float | None, max_idle: int = 32,
                  limits: Limits | None = None, connector: Connector = DEFAULT_CONNECTOR) -> None:
@@ -198,6 +198,8 @@ class Pool:
         n = limits.max_connections
         self._slots = None if n is None else threading.BoundedSemaphore(n)
         self.bounded = n is not None
+        #: the blocking methods may take and give back its connections inline (no bound to keep)
+        self.quick = n is None
 
     def acquire(self) -> Connection:
         """A connection for the calling thread alone, until it is released."""

@@ -9,9 +9,10 @@ decoded binary frames and go out as Python values or raised
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from kyototycoon._codec.tsv_kernels import K as _K
 from kyototycoon.errors import ProtocolError, ServerError, server_error
 from kyototycoon.protocol import http, tsv
 from kyototycoon.protocol.tsv import _url_encode
@@ -182,10 +183,36 @@ def rest_key_request(method: bytes, key: bytes, db: bytes | None, host: bytes) -
         tail = b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
         if len(_REST_TAILS) < 64:
             _REST_TAILS[host] = tail
+    if _rest is not None:
+        return _rest(_STARTS.get(method) or method + b" /", db, key, tail, None)
     quoted = _url_encode(key)
     if db is None:
         return b"".join((method, b" /", quoted, tail))
     return b"".join((method, b" /", db, b"/", quoted, tail))
+
+
+#: the C loops' twin of the joins below: head + [db + "/"] + URL-encoded key + tail [+ length, body]
+_rest: Callable[[bytes, bytes | None, bytes, bytes, bytes | None], bytes] | None = (
+    None if _K is None else _K.rest_request)
+_STARTS = {m: m + b" /" for m in (b"GET", b"HEAD", b"DELETE", b"PUT")}
+
+
+_PUT_HEADS: dict[bytes, bytes] = {}
+
+
+def rest_put_request(key: bytes, db: bytes | None, host: bytes, value: bytes) -> bytes:
+    """``PUT /key`` (``/db/key`` for another database) with ``value`` as its body: a RESTful set."""
+    head = _PUT_HEADS.get(host)
+    if head is None:
+        head = b" HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: "
+        if len(_PUT_HEADS) < 64:
+            _PUT_HEADS[host] = head
+    if _rest is not None and type(value) is bytes:
+        return _rest(b"PUT /", db, key, head, value)
+    quoted = _url_encode(key)
+    if db is None:
+        return b"".join((b"PUT /", quoted, head, b"%d\r\n\r\n" % len(value), value))
+    return b"".join((b"PUT /", db, b"/", quoted, head, b"%d\r\n\r\n" % len(value), value))
 
 
 # ---------------------------------------------------------------- HTTP answers
