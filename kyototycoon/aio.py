@@ -24,12 +24,24 @@ goes back to the pool half-read.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .client import binmethods, methods
+from .client._constants import ERROR_MAGIC
 from .client.api import http_only, http_only_names
-from .client.core import HTTP, NEED_MORE, SEND, Call, ClientConnection, Plan
+from .client.core import (
+    _EXACT,
+    BINARY,
+    HTTP,
+    NEED_MORE,
+    RESPONSES_DECODERS,
+    SEND,
+    Call,
+    ClientConnection,
+    Plan,
+)
 from .client.cursor import END, CursorBase, note_cleanup_failure
 from .client.drive import make_method, run_awaited
 from .client.methods import ClientBase
@@ -42,8 +54,17 @@ from .client.policy import (
     after_failure,
     pool_timeout_message,
 )
-from .errors import ConnectionLost, KyotoTycoonException, PoolTimeout, StaleConnection, TimedOut
+from .errors import (
+    ConnectionLost,
+    KyotoTycoonException,
+    PoolTimeout,
+    ProtocolError,
+    StaleConnection,
+    TimedOut,
+)
 from .packers import KT_PACKER_PICKLE
+from .protocol.framing import FrameReader
+from .protocol.http import ResponseReader, parse_simple_response
 from .replication import KyotoSlave, ReplicationConsumer, Run, _start_ts
 
 __all__ = ["AsyncCursor", "AsyncKyotoSlave", "AsyncKyotoTycoon", "Limits", "Retry", "TCPConnector",
@@ -73,16 +94,45 @@ def asynchronous(describe: Callable[Concatenate[Any, P], Plan[T]], name: str | N
 
 # ---------------------------------------------------------------- one connection
 
+#: tag -> the decoders of its answer frame and of an error frame (a pipelined connection's frames)
+_FRAME_DECODERS: dict[int, dict[int, Any]] = {}
+
+
+def _frame_decoders(tag: int) -> dict[int, Any]:
+    table = _FRAME_DECODERS.get(tag)
+    if table is None:
+        table = _FRAME_DECODERS[tag] = {tag: RESPONSES_DECODERS[tag],
+                                        ERROR_MAGIC: RESPONSES_DECODERS[ERROR_MAGIC]}
+    return table
+
+
+def pipelinable(call: Call[Any]) -> bool:
+    """Whether ``call`` may share a connection with others in flight (:class:`AsyncKyotoTycoon` ``pipeline``).
+
+    Calls with an answer of their own framing only: not ``SEND`` (no answer),
+    not one decoded as it arrives (``into``), not one with its own timeout
+    (``wait``: it would hold up the answers behind it).
+    """
+    return call.kind != SEND and call.into is None and call.timeout is None and call.tag != b"HEAD"
+
 
 class _Protocol(asyncio.Protocol):
-    """An asyncio connection feeding the sans-IO core; one exchange at a time.
+    """An asyncio connection feeding the sans-IO core.
+
+    Used one exchange at a time (:meth:`exchange`, a cursor's, or a client's
+    without ``pipeline``), or *shared*: calls of several tasks in flight at
+    once (:meth:`submit`), their answers taken in the order the requests
+    were written (HTTP/1.1 keep-alive pipelining; binary frames, which
+    ktserver answers in order too). A shared connection writes the first
+    request at once and gathers those that follow into one write per turn
+    of the loop.
 
     A single timer per connection keeps the read timeout: each exchange
     only moves the deadline, and the timer re-arms itself when it fires
     early (cheaper than a timer a call).
     """
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, pool: AsyncPool | None = None) -> None:
         self.core = ClientConnection()
         self.timeout = timeout
         self.transport: asyncio.Transport | None = None
@@ -92,6 +142,16 @@ class _Protocol(asyncio.Protocol):
         self.limit: float | None = None  # the timeout of the exchange under way
         self.timer: asyncio.TimerHandle | None = None
         self.first = False  # the next chunk is the current answer's first
+        self.call: Call[Any] | None = None
+        self.pool = pool  # told when a shared connection has nothing in flight any more
+        # shared use: (call, future, deadline) of every request written or to write, oldest first
+        self.fifo: deque[tuple[Call[Any], asyncio.Future[Any], float]] = deque()
+        self.out: list[bytes] = []  # requests gathered for the next write
+        self.flushing = False
+        self.kind = -1  # the framing of the calls in the fifo (one kind at a time)
+        self.frames: FrameReader | None = None  # pipelined binary answers, when they do not come whole
+        self.reader: ResponseReader | None = None  # pipelined HTTP answers, likewise
+        self.shared = False  # in the pool's list of connections calls are pipelined on
 
     @property
     def closed(self) -> bool:
@@ -107,8 +167,30 @@ class _Protocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.fifo:
+            self._fail_all(ConnectionLost("connection closed"))
 
-    async def exchange(self, call: Call[Any]) -> Any:
+    def _shut(self, first: BaseException, rest: Callable[[], BaseException] | None = None) -> None:
+        """Close, then fail every call in flight (see :meth:`_fail_all`)."""
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._fail_all(first, rest)
+
+    def clean(self) -> bool:
+        """Nothing buffered from an earlier use: the connection may be shared or lent."""
+        reader = self.core._reader
+        return not (reader is not None and reader.buffered) and not (
+            self.frames is not None and self.frames.buffered) and not (
+            self.reader is not None and self.reader.buffered)
+
+    # ------------------------------------------------------------ one exchange at a time
+
+    def begin(self, call: Call[Any]) -> asyncio.Future[Any] | None:
+        """Write ``call``'s request; the future of its answer (None for a :data:`SEND` call)."""
         transport = self.transport
         if transport is None:
             raise ConnectionLost("connection closed")
@@ -127,31 +209,57 @@ class _Protocol(asyncio.Protocol):
             self.deadline = self.loop.time() + limit
             if self.timer is None:
                 self.timer = self.loop.call_at(self.deadline, self._check_deadline)
+        return waiter
+
+    def abandon(self) -> None:
+        """The exchange under way failed or was cancelled with its answer half-read: never reused."""
+        self.waiter = None
+        self.close()
+
+    async def exchange(self, call: Call[Any]) -> Any:
+        waiter = self.begin(call)
+        if waiter is None:
+            return None
         try:
             answer = await waiter
         except BaseException:
             # cancelled, timed out or failed with the answer half-read: never reused
-            self.waiter = None
-            self.close()
+            self.abandon()
             raise
-        if not core.reusable:
+        if not self.core.reusable:
             self.close()
         return answer
 
     def _check_deadline(self) -> None:
         self.timer = None
-        waiter = self.waiter
-        if waiter is None or waiter.done() or self.transport is None:
+        if self.transport is None:
             return
+        fifo = self.fifo
+        if fifo:
+            deadline = fifo[0][2]
+        else:
+            waiter = self.waiter
+            if waiter is None or waiter.done():
+                return
+            deadline = self.deadline
         now = self.loop.time()
-        if now < self.deadline:
-            self.timer = self.loop.call_at(self.deadline, self._check_deadline)
+        if now < deadline:
+            self.timer = self.loop.call_at(deadline, self._check_deadline)
             return
+        if fifo:
+            limit = self.timeout
+            self._shut(TimedOut(limit), lambda: TimedOut(limit))
+            return
+        waiter = self.waiter
+        assert waiter is not None
         self.waiter = None
         self.close()
         waiter.set_exception(TimedOut(self.limit))
 
     def data_received(self, data: bytes) -> None:
+        if self.fifo:
+            self._pipelined(data)
+            return
         waiter = self.waiter
         if waiter is None or waiter.done():
             # bytes nobody asked for: keep them for the next answer, as the blocking reader does
@@ -161,7 +269,7 @@ class _Protocol(asyncio.Protocol):
         try:
             if self.first:
                 self.first = False
-                answer = self.core.first(self.call, data)
+                answer = self.core.first(self.call, data)  # type: ignore[arg-type]
             else:
                 answer = self.core.receive(data)
         except BaseException as exc:  # noqa: BLE001  (the awaiting task raises it)
@@ -177,7 +285,7 @@ class _Protocol(asyncio.Protocol):
         # The binary protocol never sends unasked bytes; over HTTP they are the start of a
         # (wrong) next answer, which the core's reader frames and refuses then.
         reader = self.core._reader
-        if reader is None or self.core._kind != HTTP:
+        if reader is None or self.core._kind != HTTP or self.shared:
             self.close()
             return
         reader.feed(data)
@@ -190,6 +298,9 @@ class _Protocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.fifo:
+            self._lost_pipelined(exc)
+            return
         waiter, self.waiter = self.waiter, None
         if waiter is None or waiter.done():
             return
@@ -199,7 +310,7 @@ class _Protocol(asyncio.Protocol):
                 raise core.lost(exc)
             if self.first:
                 self.first = False
-                answer = core.first(self.call, b"")
+                answer = core.first(self.call, b"")  # type: ignore[arg-type]
             else:
                 answer = core.receive(b"")
         except BaseException as err:  # noqa: BLE001  (the awaiting task raises it)
@@ -211,49 +322,305 @@ class _Protocol(asyncio.Protocol):
     def exchanges(self) -> int:
         return self.core.exchanges
 
+    # ------------------------------------------------------------ shared: pipelined calls
+
+    @property
+    def load(self) -> int:
+        """Calls in flight (or about to be written) on this connection."""
+        return len(self.fifo)
+
+    def submit(self, call: Call[Any]) -> asyncio.Future[Any]:
+        """Queue ``call`` behind those in flight; the future of its answer (see :func:`pipelinable`)."""
+        transport = self.transport
+        if transport is None:
+            raise ConnectionLost("connection closed")
+        loop = self.loop
+        fut = loop.create_future()
+        fifo = self.fifo
+        limit = self.timeout
+        deadline = 0.0 if limit is None else loop.time() + limit
+        if not fifo:
+            self.kind = call.kind
+            self.core.got_bytes = False
+            transport.write(call.request)  # nothing in flight: at once (one task: no delay at all)
+        else:
+            self.out.append(call.request)
+            if not self.flushing:
+                self.flushing = True
+                loop.call_soon(self._flush)
+        fifo.append((call, fut, deadline))
+        if limit is not None and self.timer is None:
+            self.timer = loop.call_at(deadline, self._check_deadline)
+        return fut
+
+    def _flush(self) -> None:
+        self.flushing = False
+        out = self.out
+        if out:
+            self.out = []
+            transport = self.transport
+            if transport is not None:
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _pipelined(self, data: bytes) -> None:
+        fifo = self.fifo
+        core = self.core
+        core.got_bytes = True
+        try:
+            if self.kind == BINARY:
+                frames = self.frames
+                if frames is None or not frames.buffered:
+                    call, fut, _ = fifo[0]
+                    frame = _EXACT[call.tag](data)  # one whole answer: the common case
+                    if frame is not None:
+                        fifo.popleft()
+                        core.exchanges += 1
+                        if not fut.done():  # a cancelled call's answer is read and dropped
+                            fut.set_result(frame)
+                        self._answered()
+                        return
+                    if frames is None:
+                        frames = self.frames = FrameReader(max_frame=core.max_frame)
+                frames.feed(data)
+                while fifo:
+                    call, fut, _ = fifo[0]
+                    frame = frames.next_frame(_frame_decoders(call.tag))  # type: ignore[arg-type]
+                    if frame is None:
+                        break
+                    fifo.popleft()
+                    core.exchanges += 1
+                    if not fut.done():
+                        fut.set_result(frame)
+                if not fifo and frames.buffered:
+                    raise ProtocolError(f"{frames.buffered} unexpected bytes after the answer")
+            else:
+                reader = self.reader
+                if reader is None or not reader.buffered:
+                    call, fut, _ = fifo[0]
+                    resp = parse_simple_response(data, call.tag)
+                    if resp is not None:
+                        fifo.popleft()
+                        core.exchanges += 1
+                        if not fut.done():
+                            fut.set_result(resp)
+                        if not resp.keep_alive:
+                            self._server_closes()
+                        self._answered()
+                        return
+                    if reader is None:
+                        reader = self.reader = ResponseReader()
+                reader.feed(data)
+                while fifo:
+                    resp = reader.next_response()
+                    if resp is None:
+                        break
+                    call, fut, _ = fifo.popleft()
+                    core.exchanges += 1
+                    if not fut.done():
+                        fut.set_result(resp)
+                    if not resp.keep_alive:
+                        self._server_closes()
+                        break
+                if not fifo and reader.buffered:
+                    raise ProtocolError(f"{reader.buffered} unexpected bytes after the answer")
+        except BaseException as exc:  # noqa: BLE001  (the awaiting task raises it)
+            self._shut(exc)
+            return
+        self._answered()
+
+    def _answered(self) -> None:
+        pool = self.pool
+        if pool is not None:
+            if not self.fifo:
+                pool.drained(self)
+            elif pool.waiters:
+                pool.wake()
+
+    def _server_closes(self) -> None:
+        """The answer said Connection: close: the requests behind it get none."""
+        self._shut(StaleConnection("connection closed by the server before answering "
+                                   "(an earlier pipelined answer closed it)"))
+
+    def _fail_all(self, first: BaseException, rest: Callable[[], BaseException] | None = None) -> None:
+        """Fail every call in flight: the oldest with ``first``, the others (no byte of their answers
+        read) with ``rest``, by default a :class:`StaleConnection` (resent if safe to repeat)."""
+        fifo = self.fifo
+        head = True
+        while fifo:
+            _, fut, _ = fifo.popleft()
+            if not fut.done():
+                if head:
+                    fut.set_exception(first)
+                else:
+                    fut.set_exception(rest() if rest is not None else StaleConnection(
+                        f"connection closed before answering a pipelined request ({first})"))
+            head = False
+        self.out = []
+        self.frames = None
+        self.reader = None
+        if self.pool is not None:
+            self.pool.drained(self)
+
+    def _lost_pipelined(self, exc: Exception | None) -> None:
+        started = (self.frames is not None and self.frames.buffered) or (
+            self.reader is not None and self.reader.buffered)
+        if started:
+            error: ConnectionLost = ConnectionLost("connection closed in the middle of an answer"
+                                                   + ("" if exc is None else f": {exc}"))
+        elif self.core.exchanges > 0:
+            error = StaleConnection("connection closed by the server before answering"
+                                    + ("" if exc is None else f": {exc}"))
+        else:
+            error = ConnectionLost("connection closed by the server before answering"
+                                   + ("" if exc is None else f": {exc}"))
+        self._fail_all(error)
+
 
 # ---------------------------------------------------------------- the pool
 
 
 class AsyncPool:
-    """Idle connections to one server, bounded by :class:`Limits` as the blocking pool is."""
+    """Connections to one server, bounded by :class:`Limits` as the blocking pool is.
+
+    ``used`` counts the connections in use: lent to one exchange (or a
+    cursor), or *shared* (``depth`` > 1: up to ``depth`` pipelined calls in
+    flight on each). A call that finds ``max_connections`` in use (and each
+    shared one full) waits up to ``pool_timeout`` for one.
+    """
 
     def __init__(self, address: tuple[str, int], timeout: float | None, limits: Limits,
-                 connector: Connector) -> None:
+                 connector: Connector, depth: int = 1) -> None:
         self.address = address
         self.timeout = timeout
         self.limits = limits
         self.max_idle = limits.max_idle
+        self.max = limits.max_connections
         self.connector = connector
+        self.depth = depth
         self.idle: list[_Protocol] = []
+        self.shared: list[_Protocol] = []
+        self.used = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
-        n = limits.max_connections
-        self._slots = None if n is None else asyncio.Semaphore(n)
 
-    async def acquire(self) -> _Protocol:
-        slots = self._slots
-        if slots is not None:
-            if slots.locked():
-                try:
-                    await asyncio.wait_for(slots.acquire(), self.limits.pool_timeout)
-                except asyncio.TimeoutError:
-                    raise PoolTimeout(pool_timeout_message(self.limits)) from None
-            else:
-                await slots.acquire()
+    def acquire_nowait(self) -> _Protocol | None:
+        """An idle connection and its place, when both are free at once; else None."""
+        if self.max is not None and self.used >= self.max:
+            return None
         idle = self.idle
         while idle:
             conn = idle.pop()
             if not conn.closed:
+                self.used += 1
                 return conn
+        return None
+
+    async def acquire(self, new: bool = False) -> _Protocol:
+        """A connection of its own (idle, or ``new``), waiting for a place in a bounded pool."""
+        if not new:
+            conn = self.acquire_nowait()
+            if conn is not None:
+                return conn
+        if self.max is not None and self.used >= self.max:
+            await self._wait(lambda: self.used < self.max)  # type: ignore[operator]
+            conn = None if new else self.acquire_nowait()
+            if conn is not None:
+                return conn
+        self.used += 1
         try:
             return await self.connect()
         except BaseException:
-            if slots is not None:
-                slots.release()
+            self._give_back()
             raise
 
+    def share_nowait(self, kind: int) -> _Protocol | None:
+        """A connection to pipeline one more call of framing ``kind`` on, without waiting; else None."""
+        best: _Protocol | None = None
+        for each in self.shared:
+            load = len(each.fifo)
+            if load < self.depth and each.kind == kind and each.transport is not None and (
+                    best is None or load < len(best.fifo)):
+                best = each
+        if best is not None:
+            return best
+        conn = self.acquire_nowait()
+        if conn is not None:
+            if not conn.clean():
+                conn.close()
+                self._give_back()
+                return None
+            conn.shared = True
+            conn.pool = self
+            self.shared.append(conn)
+        return conn
+
+    async def share(self, kind: int) -> _Protocol:
+        """:meth:`share_nowait`, else a new connection, else waiting for room on one."""
+        while True:
+            conn = self.share_nowait(kind)
+            if conn is not None:
+                return conn
+            if self.max is None or self.used < self.max:
+                self.used += 1
+                try:
+                    conn = await self.connect()
+                except BaseException:
+                    self._give_back()
+                    raise
+                conn.shared = True
+                conn.pool = self
+                self.shared.append(conn)
+                return conn
+            await self._wait(lambda: self._room(kind))
+
+    def _room(self, kind: int) -> bool:
+        return (self.max is None or self.used < self.max) or any(
+            len(c.fifo) < self.depth and c.kind == kind and c.transport is not None for c in self.shared)
+
+    async def _wait(self, ready: Callable[[], bool]) -> None:
+        """Until ``ready()`` (checked whenever a connection or a place in one is given back), at most
+        ``pool_timeout`` seconds in all."""
+        loop = asyncio.get_running_loop()
+        limit = self.limits.pool_timeout
+        deadline = None if limit is None else loop.time() + limit
+        while not ready():
+            fut: asyncio.Future[None] = loop.create_future()
+            self.waiters.append(fut)
+            try:
+                if deadline is None:
+                    await fut
+                else:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        raise PoolTimeout(pool_timeout_message(self.limits))
+                    try:
+                        await asyncio.wait_for(fut, left)
+                    except asyncio.TimeoutError:
+                        raise PoolTimeout(pool_timeout_message(self.limits)) from None
+            except BaseException:
+                if fut.done() and not fut.cancelled():
+                    self.wake()  # woken but leaving: the next one may take it
+                raise
+            finally:
+                if not fut.done():
+                    fut.cancel()
+
+    def wake(self) -> None:
+        """Wake the oldest waiting call (it checks for itself whether there is room now)."""
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def _give_back(self) -> None:
+        self.used -= 1
+        if self.waiters:
+            self.wake()
+
     async def connect(self) -> _Protocol:
-        """A new connection, in the place of one that failed (it takes no slot of its own)."""
+        """A new connection, in the place of one that failed (it takes no place of its own)."""
         timeout = self.timeout
         _, proto = await self.connector.open(self.address, timeout, lambda: _Protocol(timeout))
         assert isinstance(proto, _Protocol)
@@ -265,13 +632,25 @@ class AsyncPool:
             idle.pop().close()
 
     def release(self, conn: _Protocol) -> None:
+        """Give back a connection of :meth:`acquire` (kept when open and there is room)."""
         if not conn.closed:
             if len(self.idle) < self.max_idle:
                 self.idle.append(conn)
             else:
                 conn.close()
-        if self._slots is not None:
-            self._slots.release()
+        self.used -= 1
+        if self.waiters:
+            self.wake()
+
+    def drained(self, conn: _Protocol) -> None:
+        """A shared connection has no call in flight any more (or failed): it goes back."""
+        if not conn.shared:
+            return
+        conn.shared = False
+        self.shared.remove(conn)
+        if conn.out:  # cannot happen: a write is gathered only behind a call in flight
+            conn.close()
+        self.release(conn)
 
     def close(self) -> None:
         self.closed = True
@@ -297,9 +676,12 @@ class AsyncKyotoTycoon(ClientBase):
     def __init__(self, binary: bool = False, pack_type: int = KT_PACKER_PICKLE,
                  custom_packer: Any = None, exceptions: bool = True, *,
                  max_connections: int | None = None, pool_timeout: float | None = None,
-                 retry: Retry | None = None, connector: Connector | None = None) -> None:
+                 retry: Retry | None = None, connector: Connector | None = None, pipeline: int = 1) -> None:
         super().__init__(binary, pack_type, custom_packer, exceptions)
         self._set_policies(max_connections, pool_timeout, retry, connector)
+        if type(pipeline) is not int or pipeline < 1:
+            raise ValueError(f"pipeline must be an int of at least 1, not {pipeline!r}")
+        self._pipeline = pipeline
         self._pool: AsyncPool | None = None
 
     async def __aenter__(self) -> AsyncKyotoTycoon:
@@ -319,7 +701,7 @@ class AsyncKyotoTycoon(ClientBase):
         await self.close()
         self._host = host.encode("idna")
         self._timeout = timeout
-        pool = AsyncPool((host, port), timeout, self._limits, self._connector)
+        pool = AsyncPool((host, port), timeout, self._limits, self._connector, self._pipeline)
         probe = await pool.acquire()  # fail now, with a clear error, if nobody listens
         probe.core.exchanges = 1  # parked like a used one: closed there by the server, it is stale
         pool.release(probe)
@@ -347,10 +729,23 @@ class AsyncKyotoTycoon(ClientBase):
     async def _exchange(self, call: Call[Any]) -> Any:
         """One call on a pooled connection; resent on a new one as the retry policy allows."""
         pool = self._pool or self._get_pool()
-        conn = await pool.acquire()
+        if pool.depth > 1 and pipelinable(call):
+            return await self._exchange_shared(pool, call)
+        conn = pool.acquire_nowait() or await pool.acquire()
         try:
             try:
-                return await conn.exchange(call)
+                # conn.exchange inline: one coroutine less on every call
+                waiter = conn.begin(call)
+                if waiter is None:
+                    return None
+                try:
+                    answer = await waiter
+                except BaseException:
+                    conn.abandon()  # cancelled, timed out or failed half-read: never reused
+                    raise
+                if not conn.core.reusable:
+                    conn.close()
+                return answer
             except ConnectionLost as exc:
                 error = exc
             attempt = 0
@@ -370,6 +765,32 @@ class AsyncKyotoTycoon(ClientBase):
                     error = exc
         finally:
             pool.release(conn)
+
+    async def _exchange_shared(self, pool: AsyncPool, call: Call[Any]) -> Any:
+        """:meth:`_exchange` pipelined on a shared connection (``pipeline`` > 1); resent alone."""
+        conn = pool.share_nowait(call.kind) or await pool.share(call.kind)
+        try:
+            # cancelled here, the call's answer is still read (and dropped) by the connection
+            return await conn.submit(call)
+        except ConnectionLost as exc:
+            error = exc
+        attempt = 0
+        while True:
+            attempt += 1
+            if isinstance(error, StaleConnection):
+                pool.discard_idle()
+            delay = after_failure(self._retry, call, error, attempt)
+            if delay is None:
+                raise error
+            if delay:
+                await asyncio.sleep(delay)
+            conn = await pool.acquire(new=True)
+            try:
+                return await conn.exchange(call)
+            except ConnectionLost as exc:
+                error = exc
+            finally:
+                pool.release(conn)
 
     rpc = asynchronous(methods.rpc_call, "rpc")
     void = asynchronous(methods.void)
