@@ -122,8 +122,10 @@ def _threads(port: int, total: int, threads: int) -> float:
     return per * threads / elapsed
 
 
-async def _tasks_main(port: int, total: int, tasks: int) -> float:
-    kt = AsyncKyotoTycoon(binary=False, pack_type=KT_PACKER_BYTES, max_connections=tasks)
+async def _tasks_main(port: int, total: int, tasks: int, pipeline: int) -> float:
+    # one connection a task, or pipeline calls in flight on each of tasks // pipeline connections
+    kt = AsyncKyotoTycoon(binary=False, pack_type=KT_PACKER_BYTES, max_connections=tasks // pipeline,
+                          pipeline=pipeline)
     await kt.open("127.0.0.1", port)
     per = total // tasks
 
@@ -138,10 +140,10 @@ async def _tasks_main(port: int, total: int, tasks: int) -> float:
     return per * tasks / elapsed
 
 
-def _tasks(port: int, total: int, tasks: int, loop_kind: str) -> float:
+def _tasks(port: int, total: int, tasks: int, loop_kind: str, pipeline: int = 1) -> float:
     loop = _new_loop(loop_kind)
     try:
-        return loop.run_until_complete(_tasks_main(port, total, tasks))
+        return loop.run_until_complete(_tasks_main(port, total, tasks, pipeline))
     finally:
         loop.close()
 
@@ -153,6 +155,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="wall time per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the least cost is kept)")
     parser.add_argument("--total", type=int, default=20000, help="gets in the throughput run")
+    parser.add_argument("--pipeline", type=int, default=8,
+                        help="calls in flight per connection in the pipelined throughput rows")
+    parser.add_argument("--only", choices=("cpu", "throughput"), help="one table only")
     args = parser.parse_args()
     server = None
     port = args.port
@@ -161,7 +166,7 @@ def main() -> None:
     loops = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
     try:
         cpu: dict[tuple[str, str, str], float] = {}
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if args.only != "throughput" else 0):
             for protocol in ("binary", "http"):
                 binary = protocol == "binary"
                 for op in OPS:
@@ -173,18 +178,28 @@ def main() -> None:
                         key = (protocol, op, name)
                         cpu[key] = min(cpu.get(key, 1e9), value)
         best_thr: dict[str, float] = {}
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if args.only != "cpu" else 0):
             best_thr["8 threads"] = max(best_thr.get("8 threads", 0.0), _threads(port, args.total, 8))
             for kind in loops:
-                name = f"64 tasks ({kind})"
+                name = f"64 tasks ({kind}, 64 connections)"
                 best_thr[name] = max(best_thr.get(name, 0.0), _tasks(port, args.total, 64, kind))
+                name = f"64 tasks ({kind}, pipeline={args.pipeline}, {64 // args.pipeline} connections)"
+                best_thr[name] = max(best_thr.get(name, 0.0),
+                                     _tasks(port, args.total, 64, kind, args.pipeline))
     finally:
         if server is not None:
             server.stdin.close()  # the embedded server ends at EOF; the fake one is terminated
             server.terminate()
             server.wait(10)
 
-    print(f"\nclient CPU µs/op (bulk = 100 records; least of {args.rounds} rounds; "
+    if cpu:
+        _print_cpu(cpu, loops, args.rounds)
+    if best_thr:
+        _print_throughput(best_thr, args.total, args.rounds)
+
+
+def _print_cpu(cpu: dict[tuple[str, str, str], float], loops: list[str], rounds: int) -> None:
+    print(f"\nclient CPU µs/op (bulk = 100 records; least of {rounds} rounds; "
           f"python {sys.version.split()[0]}{', uvloop ' + uvloop.__version__ if uvloop else ''})\n")
     head = ["protocol", "op", "sync", *(f"async {k}" for k in loops), *(f"{k}/sync" for k in loops), "target"]
     print("| " + " | ".join(head) + " |")
@@ -197,7 +212,10 @@ def main() -> None:
             row = [protocol, op, f"{sync:.1f}"] + [f"{cpu[(protocol, op, k)]:.1f}" for k in loops]
             row += [f"{r:.2f}x" for r in ratios] + [f"<= {CPU_TARGET}x {verdict}"]
             print("| " + " | ".join(row) + " |")
-    print(f"\nthroughput: {args.total} HTTP gets, best of {args.rounds} rounds\n")
+
+
+def _print_throughput(best_thr: dict[str, float], total: int, rounds: int) -> None:
+    print(f"\nthroughput: {total} HTTP gets, best of {rounds} rounds\n")
     print("| clients | ops/s | vs 8 threads |")
     print("|---|---|---|")
     threads = best_thr["8 threads"]

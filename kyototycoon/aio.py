@@ -656,6 +656,9 @@ class AsyncPool:
         self.closed = True
         self.max_idle = 0
         self.discard_idle()
+        for conn in list(self.shared):  # only cancelled calls' answers still to come: nobody waits
+            if all(fut.done() for _, fut, _ in conn.fifo):
+                conn.close()
 
 
 # ---------------------------------------------------------------- the client
