@@ -24,6 +24,7 @@ goes back to the pool half-read.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -269,7 +270,16 @@ class _Protocol(asyncio.Protocol):
         try:
             if self.first:
                 self.first = False
-                answer = self.core.first(self.call, data)  # type: ignore[arg-type]
+                call = self.call
+                assert call is not None
+                if call.kind == BINARY and call.into is None:
+                    frame = _EXACT[call.tag](data)  # one whole answer: the core's quick path inline
+                    if frame is not None:
+                        self.core.exchanges += 1
+                        self.waiter = None
+                        waiter.set_result(frame)
+                        return
+                answer = self.core.first(call, data)
             else:
                 answer = self.core.receive(data)
         except BaseException as exc:  # noqa: BLE001  (the awaiting task raises it)
@@ -495,6 +505,7 @@ class AsyncPool:
         self.limits = limits
         self.max_idle = limits.max_idle
         self.max = limits.max_connections
+        self.room = sys.maxsize if self.max is None else self.max  # ``max``, a number either way
         self.connector = connector
         self.depth = depth
         self.idle: list[_Protocol] = []
@@ -734,13 +745,34 @@ class AsyncKyotoTycoon(ClientBase):
         pool = self._pool or self._get_pool()
         if pool.depth > 1 and pipelinable(call):
             return await self._exchange_shared(pool, call)
-        conn = pool.acquire_nowait() or await pool.acquire()
+        # the pool's acquire and the connection's begin inline (as the blocking driver does): the
+        # common call is then this coroutine and the answer's future, nothing else
+        idle = pool.idle
+        if idle and pool.used < pool.room:
+            conn = idle.pop()
+            if conn.transport is None:
+                conn = await pool.acquire()
+            else:
+                pool.used += 1
+        else:
+            conn = await pool.acquire()
         try:
             try:
-                # conn.exchange inline: one coroutine less on every call
-                waiter = conn.begin(call)
-                if waiter is None:
-                    return None
+                transport = conn.transport
+                if transport is None or call.kind == SEND or call.timeout is not None:
+                    return await conn.exchange(call)
+                conn.core.got_bytes = False
+                transport.write(call.request)
+                conn.first = True
+                conn.call = call
+                loop = conn.loop
+                waiter = conn.waiter = loop.create_future()
+                limit = conn.timeout
+                if limit is not None:
+                    conn.limit = limit
+                    conn.deadline = loop.time() + limit
+                    if conn.timer is None:
+                        conn.timer = loop.call_at(conn.deadline, conn._check_deadline)
                 try:
                     answer = await waiter
                 except BaseException:
@@ -767,7 +799,15 @@ class AsyncKyotoTycoon(ClientBase):
                 except ConnectionLost as exc:
                     error = exc
         finally:
-            pool.release(conn)
+            # pool.release inline
+            pool.used -= 1
+            if conn.transport is not None:
+                if len(idle) < pool.max_idle:
+                    idle.append(conn)
+                else:
+                    conn.close()
+            if pool.waiters:
+                pool.wake()
 
     async def _exchange_shared(self, pool: AsyncPool, call: Call[Any]) -> Any:
         """:meth:`_exchange` pipelined on a shared connection (``pipeline`` > 1); resent alone."""
