@@ -17,8 +17,15 @@ run by :func:`asynchronous`: this module only moves bytes between an asyncio
 transport and the sans-IO :class:`~kyototycoon.client.core.ClientConnection`.
 Pool limits (``max_connections``, ``pool_timeout``), the :class:`Retry`
 policy and the connector are the blocking client's. A task cancelled (or
-timed out) in the middle of an exchange closes that connection: it never
-goes back to the pool half-read.
+timed out) in the middle of an exchange leaves its answer to be read and
+dropped (within the read timeout; without one, the connection is closed at
+once): a connection never goes back to the pool half-read.
+
+``pipeline=N`` (with ``max_connections``) lets up to N calls of different
+tasks be in flight on one connection, their answers taken in order (ktserver
+answers pipelined HTTP/1.1 and binary requests in order; see
+tests/test_aio_pipeline.py): fewer connections, and fewer reads and writes
+per call under load.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .client import binmethods, methods
@@ -153,6 +160,10 @@ class _Protocol(asyncio.Protocol):
         self.frames: FrameReader | None = None  # pipelined binary answers, when they do not come whole
         self.reader: ResponseReader | None = None  # pipelined HTTP answers, likewise
         self.shared = False  # in the pool's list of connections calls are pipelined on
+        # a client's quick call under way (see AsyncKyotoTycoon._exchange): its answer or failure
+        # gives the connection back to qpool, then settles the waiter (a cancelled one: dropped)
+        self.quick: AsyncKyotoTycoon | None = None
+        self.qpool: AsyncPool | None = None
 
     @property
     def closed(self) -> bool:
@@ -240,7 +251,7 @@ class _Protocol(asyncio.Protocol):
             deadline = fifo[0][2]
         else:
             waiter = self.waiter
-            if waiter is None or waiter.done():
+            if waiter is None or (waiter.done() and self.quick is None):
                 return
             deadline = self.deadline
         now = self.loop.time()
@@ -255,14 +266,14 @@ class _Protocol(asyncio.Protocol):
         assert waiter is not None
         self.waiter = None
         self.close()
-        waiter.set_exception(TimedOut(self.limit))
+        self._failed(waiter, TimedOut(self.limit))
 
     def data_received(self, data: bytes) -> None:
         if self.fifo:
             self._pipelined(data)
             return
         waiter = self.waiter
-        if waiter is None or waiter.done():
+        if waiter is None or (waiter.done() and self.quick is None):
             # bytes nobody asked for: keep them for the next answer, as the blocking reader does
             self.core.got_bytes = True
             self._unasked(data)
@@ -273,23 +284,67 @@ class _Protocol(asyncio.Protocol):
                 call = self.call
                 assert call is not None
                 if call.kind == BINARY and call.into is None:
-                    frame = _EXACT[call.tag](data)  # one whole answer: the core's quick path inline
-                    if frame is not None:
+                    answer = _EXACT[call.tag](data)  # one whole answer: the core's quick path inline
+                    if answer is not None:
                         self.core.exchanges += 1
-                        self.waiter = None
-                        waiter.set_result(frame)
-                        return
-                answer = self.core.first(call, data)
+                    else:
+                        answer = self.core.first(call, data)
+                else:
+                    answer = self.core.first(call, data)
             else:
                 answer = self.core.receive(data)
         except BaseException as exc:  # noqa: BLE001  (the awaiting task raises it)
             self.waiter = None
             self.close()
-            waiter.set_exception(exc)
+            self._failed(waiter, exc)
             return
         if answer is not NEED_MORE:
             self.waiter = None
-            waiter.set_result(answer)
+            pool = self.qpool
+            if pool is not None:  # _settled inline
+                self.quick = self.qpool = None
+                pool.used -= 1
+                if self.core.reusable and len(pool.idle) < pool.max_idle:
+                    pool.idle.append(self)
+                else:
+                    self.close()
+                if pool.waiters:
+                    pool.wake()
+            if not waiter.done():  # cancelled: the answer was read all the same, and is dropped
+                waiter.set_result(answer)
+
+    def _settled(self) -> None:
+        """The quick call's exchange is over: the connection goes back to its pool."""
+        pool = self.qpool
+        self.quick = self.qpool = None
+        if not self.core.reusable and self.transport is not None:
+            self.close()
+        assert pool is not None
+        pool.release(self)
+
+    def _failed(self, waiter: asyncio.Future[Any], exc: BaseException) -> None:
+        """The exchange failed (the connection is closed): raise ``exc`` in the caller, or resend."""
+        client = self.quick
+        if client is None:
+            if not waiter.done():
+                waiter.set_exception(exc)
+            return
+        call = self.call
+        self._settled()
+        if waiter.done():
+            return
+        if isinstance(exc, ConnectionLost):
+            assert call is not None
+            client._resend_later(call, exc, waiter)
+        else:
+            waiter.set_exception(exc)
+
+    def _dropped(self, waiter: asyncio.Future[Any]) -> None:
+        """A quick call without a read timeout was cancelled: close rather than wait for ever."""
+        if waiter.cancelled() and self.waiter is waiter and self.quick is not None:
+            self.waiter = None
+            self.close()
+            self._settled()
 
     def _unasked(self, data: bytes) -> None:
         # The binary protocol never sends unasked bytes; over HTTP they are the start of a
@@ -312,7 +367,7 @@ class _Protocol(asyncio.Protocol):
             self._lost_pipelined(exc)
             return
         waiter, self.waiter = self.waiter, None
-        if waiter is None or waiter.done():
+        if waiter is None or (waiter.done() and self.quick is None):
             return
         core = self.core
         try:
@@ -324,9 +379,12 @@ class _Protocol(asyncio.Protocol):
             else:
                 answer = core.receive(b"")
         except BaseException as err:  # noqa: BLE001  (the awaiting task raises it)
-            waiter.set_exception(err)
+            self._failed(waiter, err)
             return
-        waiter.set_result(answer)
+        if self.quick is not None:
+            self._settled()
+        if not waiter.done():
+            waiter.set_result(answer)
 
     @property
     def exchanges(self) -> int:
@@ -697,6 +755,7 @@ class AsyncKyotoTycoon(ClientBase):
             raise ValueError(f"pipeline must be an int of at least 1, not {pipeline!r}")
         self._pipeline = pipeline
         self._pool: AsyncPool | None = None
+        self._resends: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> AsyncKyotoTycoon:
         return self
@@ -740,88 +799,71 @@ class AsyncKyotoTycoon(ClientBase):
             raise KyotoTycoonException("not connected: call open() first")
         return pool
 
-    async def _exchange(self, call: Call[Any]) -> Any:
-        """One call on a pooled connection; resent on a new one as the retry policy allows."""
-        pool = self._pool or self._get_pool()
-        if pool.depth > 1 and pipelinable(call):
-            return await self._exchange_shared(pool, call)
-        # the pool's acquire and the connection's begin inline (as the blocking driver does): the
-        # common call is then this coroutine and the answer's future, nothing else
-        idle = pool.idle
-        if idle and pool.used < pool.room:
-            conn = idle.pop()
-            if conn.transport is None:
-                conn = await pool.acquire()
-            else:
-                pool.used += 1
-        else:
-            conn = await pool.acquire()
-        try:
-            try:
-                transport = conn.transport
-                if transport is None or call.kind == SEND or call.timeout is not None:
-                    return await conn.exchange(call)
-                conn.core.got_bytes = False
-                transport.write(call.request)
-                conn.first = True
-                conn.call = call
-                loop = conn.loop
-                waiter = conn.waiter = loop.create_future()
-                limit = conn.timeout
-                if limit is not None:
-                    conn.limit = limit
-                    conn.deadline = loop.time() + limit
-                    if conn.timer is None:
-                        conn.timer = loop.call_at(conn.deadline, conn._check_deadline)
-                try:
-                    answer = await waiter
-                except BaseException:
-                    conn.abandon()  # cancelled, timed out or failed half-read: never reused
-                    raise
-                if not conn.core.reusable:
-                    conn.close()
-                return answer
-            except ConnectionLost as exc:
-                error = exc
-            attempt = 0
-            while True:
-                attempt += 1
-                if isinstance(error, StaleConnection):
-                    pool.discard_idle()  # as old as that one: a server restart closed them all
-                delay = after_failure(self._retry, call, error, attempt)
-                if delay is None:
-                    raise error
-                if delay:
-                    await asyncio.sleep(delay)
-                conn = await pool.connect()
-                try:
-                    return await conn.exchange(call)
-                except ConnectionLost as exc:
-                    error = exc
-        finally:
-            # pool.release inline
-            pool.used -= 1
-            if conn.transport is not None:
-                if len(idle) < pool.max_idle:
-                    idle.append(conn)
-                else:
-                    conn.close()
-            if pool.waiters:
-                pool.wake()
+    def _exchange(self, call: Call[Any]) -> Awaitable[Any]:
+        """One call on a pooled connection; resent on a new one as the retry policy allows.
 
-    async def _exchange_shared(self, pool: AsyncPool, call: Call[Any]) -> Any:
-        """:meth:`_exchange` pipelined on a shared connection (``pipeline`` > 1); resent alone."""
-        conn = pool.share_nowait(call.kind) or await pool.share(call.kind)
+        The quick path, an idle connection free at once: the request is written here and the
+        answer's future itself is what the method awaits (no coroutine of its own). The
+        connection settles it when the answer is in and goes back to the pool then; a
+        cancelled call's answer is still read (and dropped), within the read timeout; a
+        failure that the retry policy resends goes on in a task of its own.
+        """
+        pool = self._pool or self._get_pool()
+        if pool.depth == 1:
+            idle = pool.idle
+            if idle and pool.used < pool.room and call.kind != SEND:
+                conn = idle.pop()
+                transport = conn.transport
+                if transport is not None:
+                    pool.used += 1
+                    conn.core.got_bytes = False
+                    transport.write(call.request)
+                    conn.first = True
+                    conn.call = call
+                    conn.quick = self
+                    conn.qpool = pool
+                    loop = conn.loop
+                    waiter = conn.waiter = loop.create_future()
+                    limit = conn.timeout if call.timeout is None else call.timeout
+                    if limit is not None:
+                        conn.limit = limit
+                        conn.deadline = loop.time() + limit
+                        if conn.timer is None:
+                            conn.timer = loop.call_at(conn.deadline, conn._check_deadline)
+                    else:
+                        waiter.add_done_callback(conn._dropped)
+                    return waiter
+        elif pipelinable(call):
+            return self._exchange_shared(pool, call)
+        return self._exchange_slow(pool, call)
+
+    def _resend_later(self, call: Call[Any], error: ConnectionLost, waiter: asyncio.Future[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._resend(call, error, waiter))
+        self._resends.add(task)  # a reference until it ends
+        task.add_done_callback(self._resends.discard)
+
+    async def _resend(self, call: Call[Any], error: ConnectionLost, waiter: asyncio.Future[Any]) -> None:
+        """The quick path's failure: resent (or raised) as :meth:`_exchange_slow` would, into ``waiter``."""
         try:
-            # cancelled here, the call's answer is still read (and dropped) by the connection
-            return await conn.submit(call)
-        except ConnectionLost as exc:
-            error = exc
+            pool = self._get_pool()
+            answer = await self._resend_after(pool, call, error)
+        except BaseException as exc:  # the caller raises it
+            if not waiter.done():
+                waiter.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not waiter.done():
+                waiter.set_result(answer)
+
+    async def _resend_after(self, pool: AsyncPool, call: Call[Any], error: ConnectionLost) -> Any:
+        """Resend ``call`` after ``error`` on new connections (each in a place of its own), as the
+        retry policy says; raise the last error when it says no more."""
         attempt = 0
         while True:
             attempt += 1
             if isinstance(error, StaleConnection):
-                pool.discard_idle()
+                pool.discard_idle()  # as old as that one: a server restart closed them all
             delay = after_failure(self._retry, call, error, attempt)
             if delay is None:
                 raise error
@@ -834,6 +876,27 @@ class AsyncKyotoTycoon(ClientBase):
                 error = exc
             finally:
                 pool.release(conn)
+
+    async def _exchange_slow(self, pool: AsyncPool, call: Call[Any]) -> Any:
+        """:meth:`_exchange` waiting for a connection (or for a :data:`SEND` call)."""
+        conn = await pool.acquire()
+        try:
+            return await conn.exchange(call)
+        except ConnectionLost as exc:
+            error = exc
+        finally:
+            pool.release(conn)
+        return await self._resend_after(pool, call, error)
+
+    async def _exchange_shared(self, pool: AsyncPool, call: Call[Any]) -> Any:
+        """:meth:`_exchange` pipelined on a shared connection (``pipeline`` > 1); resent alone."""
+        conn = pool.share_nowait(call.kind) or await pool.share(call.kind)
+        try:
+            # cancelled here, the call's answer is still read (and dropped) by the connection
+            return await conn.submit(call)
+        except ConnectionLost as exc:
+            error = exc
+        return await self._resend_after(pool, call, error)
 
     rpc = asynchronous(methods.rpc_call, "rpc")
     void = asynchronous(methods.void)

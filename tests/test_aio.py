@@ -22,6 +22,7 @@ from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoSlave, AsyncKyotoTycoon
 from kyototycoon.client.policy import TCPConnector
 from kyototycoon.errors import ConnectionLost, PoolTimeout, TimedOut
+from kyototycoon.protocol.http import RequestReader
 from kyototycoon.server import EmbeddedServer
 
 try:
@@ -223,18 +224,69 @@ def test_read_timeout_closes_the_connection(run: Any) -> None:
     run(main())
 
 
-def test_cancelled_in_the_middle_of_an_exchange_the_connection_is_dropped(run: Any) -> None:
+class DelayedServer:
+    """Answers every ``GET /key`` with the key itself, ``delay`` seconds after the request."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def __aenter__(self) -> DelayedServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests = RequestReader()
+        while data := await reader.read(65536):
+            requests.feed(data)
+            while (req := requests.next_request()) is not None:
+                await asyncio.sleep(self.delay)
+                body = req.target[1:]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        writer.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await asyncio.sleep(0.05)
+
+
+def test_a_cancelled_call_s_answer_is_read_and_dropped_and_the_connection_kept(run: Any) -> None:
+    async def main() -> None:
+        async with DelayedServer(0.2) as slow:
+            connector = CountingConnector()
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=5,
+                                  connector=connector)
+            await kt.open("127.0.0.1", slow.port, timeout=5)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(kt.get("first"), 0.05)
+            pool = kt._get_pool()
+            assert pool.idle == [] and pool.used == 1  # still reading that answer: never back half-read
+            assert await kt.get("second") == b"second"  # waited for the connection; not the dropped answer
+            assert connector.made == 1 and pool.used == 0 and len(pool.idle) == 1
+            await kt.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("timeout", [0.3, None], ids=["read-timeout", "no-timeout"])
+def test_a_cancelled_call_on_a_silent_server_gives_its_place_back(run: Any, timeout: float | None) -> None:
     async def main() -> None:
         async with SilentServer() as silent:
-            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=1)
-            await kt.open("127.0.0.1", silent.port, timeout=30)
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=2)
+            await kt.open("127.0.0.1", silent.port, timeout=timeout)
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(kt.get("k"), 0.1)
             pool = kt._get_pool()
             assert pool.idle == []
-            # the slot came back: the next call gets a connection (and times out on its own)
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(kt.get("k"), 0.1)
+            # at the read timeout (or at once, without one) the connection closes and its place comes
+            # back: the next call gets a connection (and times out on its own, not for want of one)
+            if timeout is None:
+                assert pool.used == 0
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(kt.get("k"), 0.1)
+            else:
+                with pytest.raises(TimedOut):
+                    await kt.get("k")
             await kt.close()
 
     run(main())
