@@ -437,6 +437,23 @@ def test_after_a_stale_connection_reads_are_resent_and_writes_say_they_were_not(
     run(main())
 
 
+def test_without_pipelining_the_same_resend_rules(run: Any) -> None:
+    async def main() -> None:
+        async with ScriptedServer() as server:
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1)
+            await kt.open("127.0.0.1", server.port, timeout=5)  # connection 0, parked in the pool
+            server.drop.add(0)
+            with pytest.raises(StaleConnection, match="not resent"):
+                await kt.set("k", b"x")  # the quick path's failure: a write is not sent again
+            assert await kt.set("k", b"y") is True  # on connection 1
+            server.drop.add(1)
+            assert await kt.get("k") == b"v"  # resent once, on connection 2
+            assert server.seen == 3 and kt._get_pool().used == 0
+            await kt.close()
+
+    run(main())
+
+
 class SilentServer:
     """Accepts connections, reads requests, never answers."""
 
