@@ -223,6 +223,29 @@ class _Protocol(asyncio.Protocol):
                 self.timer = self.loop.call_at(self.deadline, self._check_deadline)
         return waiter
 
+    def start_quick(self, client: AsyncKyotoTycoon, pool: AsyncPool, call: Call[Any]) -> asyncio.Future[Any]:
+        """:meth:`AsyncKyotoTycoon._exchange`'s quick path (written out there too) on this connection,
+        taken from ``pool``: the future of the answer; the connection goes back by itself."""
+        transport = self.transport
+        assert transport is not None
+        self.core.got_bytes = False
+        transport.write(call.request)
+        self.first = True
+        self.call = call
+        self.quick = client
+        self.qpool = pool
+        loop = self.loop
+        waiter = self.waiter = loop.create_future()
+        limit = self.timeout if call.timeout is None else call.timeout
+        if limit is not None:
+            self.limit = limit
+            self.deadline = loop.time() + limit
+            if self.timer is None:
+                self.timer = loop.call_at(self.deadline, self._check_deadline)
+        else:
+            waiter.add_done_callback(self._dropped)
+        return waiter
+
     def abandon(self) -> None:
         """The exchange under way failed or was cancelled with its answer half-read: never reused."""
         self.waiter = None
@@ -880,6 +903,8 @@ class AsyncKyotoTycoon(ClientBase):
     async def _exchange_slow(self, pool: AsyncPool, call: Call[Any]) -> Any:
         """:meth:`_exchange` waiting for a connection (or for a :data:`SEND` call)."""
         conn = await pool.acquire()
+        if call.kind != SEND and conn.transport is not None:
+            return await conn.start_quick(self, pool, call)  # given back by the connection, as above
         try:
             return await conn.exchange(call)
         except ConnectionLost as exc:
