@@ -353,12 +353,13 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_exception(exc)
             return
         call = self.call
+        pool = self.qpool
         self._settled()
         if waiter.done():
             return
         if isinstance(exc, ConnectionLost):
-            assert call is not None
-            client._resend_later(call, exc, waiter)
+            assert call is not None and pool is not None
+            client._resend_later(pool, call, exc, waiter)
         else:
             waiter.set_exception(exc)
 
@@ -860,15 +861,16 @@ class AsyncKyotoTycoon(ClientBase):
             return self._exchange_shared(pool, call)
         return self._exchange_slow(pool, call)
 
-    def _resend_later(self, call: Call[Any], error: ConnectionLost, waiter: asyncio.Future[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._resend(call, error, waiter))
+    def _resend_later(self, pool: AsyncPool, call: Call[Any], error: ConnectionLost,
+                      waiter: asyncio.Future[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._resend(pool, call, error, waiter))
         self._resends.add(task)  # a reference until it ends
         task.add_done_callback(self._resends.discard)
 
-    async def _resend(self, call: Call[Any], error: ConnectionLost, waiter: asyncio.Future[Any]) -> None:
+    async def _resend(self, pool: AsyncPool, call: Call[Any], error: ConnectionLost,
+                      waiter: asyncio.Future[Any]) -> None:
         """The quick path's failure: resent (or raised) as :meth:`_exchange_slow` would, into ``waiter``."""
         try:
-            pool = self._get_pool()
             answer = await self._resend_after(pool, call, error)
         except BaseException as exc:  # the caller raises it
             if not waiter.done():
