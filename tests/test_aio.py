@@ -140,6 +140,27 @@ def test_200_tasks_share_one_client_with_8_connections(srv: EmbeddedServer, run:
     run(main())
 
 
+def test_more_busy_connections_than_max_idle_are_kept_while_busy(srv: EmbeddedServer, run: Any) -> None:
+    async def main() -> None:
+        connector = CountingConnector()
+        kt = await _client(srv, pack_type=KT_PACKER_BYTES, max_connections=48, connector=connector)
+        await kt.set("busy", b"1")
+
+        async def work() -> None:
+            for _ in range(20):
+                assert await kt.get("busy") == b"1"
+
+        await asyncio.gather(*(work() for _ in range(48)))
+        # many answers come back in one turn of the loop, before their tasks ask again: the
+        # connections beyond max_idle (32) are not closed then and made again at the next call
+        assert connector.made <= 48
+        await asyncio.sleep(0.01)
+        assert len(kt._get_pool().idle) == 32  # then the extra idle ones are closed
+        await kt.close()
+
+    run(main())
+
+
 def test_random_cancellations_leave_the_client_consistent(srv: EmbeddedServer, run: Any) -> None:
     async def main() -> None:
         kt = await _client(srv, pack_type=KT_PACKER_BYTES, max_connections=8, pool_timeout=5)
