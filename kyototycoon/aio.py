@@ -614,13 +614,11 @@ class AsyncPool:
 
     async def acquire(self, new: bool = False) -> _Protocol:
         """A connection of its own (idle, or ``new``), waiting for a place in a bounded pool."""
+        if self.max is not None and (self.used >= self.max or self._queued()):
+            # behind the calls already waiting (first come, first served), then for a place
+            await self._wait(lambda: self.used < self.max, behind=True)  # type: ignore[operator]
         if not new:
             conn = self.acquire_nowait()
-            if conn is not None:
-                return conn
-        if self.max is not None and self.used >= self.max:
-            await self._wait(lambda: self.used < self.max)  # type: ignore[operator]
-            conn = None if new else self.acquire_nowait()
             if conn is not None:
                 return conn
         self.used += 1
@@ -678,13 +676,17 @@ class AsyncPool:
         return (self.max is None or self.used < self.max) or any(
             len(c.fifo) < self.depth and c.kind == kind and c.transport is not None for c in self.shared)
 
-    async def _wait(self, ready: Callable[[], bool]) -> None:
+    def _queued(self) -> bool:
+        return any(not fut.done() for fut in self.waiters)
+
+    async def _wait(self, ready: Callable[[], bool], behind: bool = False) -> None:
         """Until ``ready()`` (checked whenever a connection or a place in one is given back), at most
-        ``pool_timeout`` seconds in all."""
+        ``pool_timeout`` seconds in all; ``behind``: first in line after the calls already waiting."""
         loop = asyncio.get_running_loop()
         limit = self.limits.pool_timeout
         deadline = None if limit is None else loop.time() + limit
-        while not ready():
+        while (behind and self._queued()) or not ready():
+            behind = False
             fut: asyncio.Future[None] = loop.create_future()
             self.waiters.append(fut)
             try:
@@ -865,7 +867,7 @@ class AsyncKyotoTycoon(ClientBase):
         pool = self._pool or self._get_pool()
         if pool.depth == 1:
             idle = pool.idle
-            if idle and pool.used < pool.room and call.kind != SEND:
+            if idle and pool.used < pool.room and call.kind != SEND and not pool.waiters:
                 conn = idle.pop()
                 transport = conn.transport
                 if transport is not None:

@@ -289,6 +289,31 @@ def test_a_cancelled_call_s_answer_is_read_and_dropped_and_the_connection_kept(r
     run(main())
 
 
+def test_calls_waiting_for_a_connection_are_served_in_turn(run: Any) -> None:
+    async def main() -> None:
+        async with DelayedServer(0.05) as slow:
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=5)
+            await kt.open("127.0.0.1", slow.port, timeout=5)
+            done: list[str] = []
+
+            async def get(key: str) -> None:
+                assert await kt.get(key) == key.encode()
+                done.append(key)
+
+            tasks = [asyncio.ensure_future(get("a"))]
+            await asyncio.sleep(0.01)  # "a" holds the connection
+            tasks += [asyncio.ensure_future(get(k)) for k in "bcd"]
+            await asyncio.sleep(0.01)  # they wait, in that order
+            for _ in range(3):  # newcomers while they wait: never ahead of them
+                tasks.append(asyncio.ensure_future(get("z")))
+                await asyncio.sleep(0.02)
+            await asyncio.gather(*tasks)
+            assert done[:4] == ["a", "b", "c", "d"]
+            await kt.close()
+
+    run(main())
+
+
 @pytest.mark.parametrize("timeout", [0.3, None], ids=["read-timeout", "no-timeout"])
 def test_a_cancelled_call_on_a_silent_server_gives_its_place_back(run: Any, timeout: float | None) -> None:
     async def main() -> None:
