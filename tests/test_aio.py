@@ -273,7 +273,7 @@ class DelayedServer:
 
 def test_a_cancelled_call_s_answer_is_read_and_dropped_and_the_connection_kept(run: Any) -> None:
     async def main() -> None:
-        async with DelayedServer(0.2) as slow:
+        async with DelayedServer(1.0) as slow:  # far longer than the 0.05 s the call is given
             connector = CountingConnector()
             kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=5,
                                   connector=connector)
