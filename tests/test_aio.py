@@ -22,6 +22,7 @@ from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoSlave, AsyncKyotoTycoon
 from kyototycoon.client.policy import TCPConnector
 from kyototycoon.errors import ConnectionLost, PoolTimeout, TimedOut
+from kyototycoon.protocol.http import RequestReader
 from kyototycoon.server import EmbeddedServer
 
 try:
@@ -139,6 +140,27 @@ def test_200_tasks_share_one_client_with_8_connections(srv: EmbeddedServer, run:
     run(main())
 
 
+def test_more_busy_connections_than_max_idle_are_kept_while_busy(srv: EmbeddedServer, run: Any) -> None:
+    async def main() -> None:
+        connector = CountingConnector()
+        kt = await _client(srv, pack_type=KT_PACKER_BYTES, max_connections=48, connector=connector)
+        await kt.set("busy", b"1")
+
+        async def work() -> None:
+            for _ in range(20):
+                assert await kt.get("busy") == b"1"
+
+        await asyncio.gather(*(work() for _ in range(48)))
+        # many answers come back in one turn of the loop, before their tasks ask again: the
+        # connections beyond max_idle (32) are not closed then and made again at the next call
+        assert connector.made <= 48
+        await asyncio.sleep(0.01)
+        assert len(kt._get_pool().idle) == 32  # then the extra idle ones are closed
+        await kt.close()
+
+    run(main())
+
+
 def test_random_cancellations_leave_the_client_consistent(srv: EmbeddedServer, run: Any) -> None:
     async def main() -> None:
         kt = await _client(srv, pack_type=KT_PACKER_BYTES, max_connections=8, pool_timeout=5)
@@ -223,18 +245,94 @@ def test_read_timeout_closes_the_connection(run: Any) -> None:
     run(main())
 
 
-def test_cancelled_in_the_middle_of_an_exchange_the_connection_is_dropped(run: Any) -> None:
+class DelayedServer:
+    """Answers every ``GET /key`` with the key itself, ``delay`` seconds after the request."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def __aenter__(self) -> DelayedServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests = RequestReader()
+        while data := await reader.read(65536):
+            requests.feed(data)
+            while (req := requests.next_request()) is not None:
+                await asyncio.sleep(self.delay)
+                body = req.target[1:]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        writer.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await asyncio.sleep(0.05)
+
+
+def test_a_cancelled_call_s_answer_is_read_and_dropped_and_the_connection_kept(run: Any) -> None:
+    async def main() -> None:
+        async with DelayedServer(1.0) as slow:  # far longer than the 0.05 s the call is given
+            connector = CountingConnector()
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=5,
+                                  connector=connector)
+            await kt.open("127.0.0.1", slow.port, timeout=5)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(kt.get("first"), 0.05)
+            pool = kt._get_pool()
+            assert pool.idle == [] and pool.used == 1  # still reading that answer: never back half-read
+            assert await kt.get("second") == b"second"  # waited for the connection; not the dropped answer
+            assert connector.made == 1 and pool.used == 0 and len(pool.idle) == 1
+            await kt.close()
+
+    run(main())
+
+
+def test_calls_waiting_for_a_connection_are_served_in_turn(run: Any) -> None:
+    async def main() -> None:
+        async with DelayedServer(0.05) as slow:
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=5)
+            await kt.open("127.0.0.1", slow.port, timeout=5)
+            done: list[str] = []
+
+            async def get(key: str) -> None:
+                assert await kt.get(key) == key.encode()
+                done.append(key)
+
+            tasks = [asyncio.ensure_future(get("a"))]
+            await asyncio.sleep(0.01)  # "a" holds the connection
+            tasks += [asyncio.ensure_future(get(k)) for k in "bcd"]
+            await asyncio.sleep(0.01)  # they wait, in that order
+            for _ in range(3):  # newcomers while they wait: never ahead of them
+                tasks.append(asyncio.ensure_future(get("z")))
+                await asyncio.sleep(0.02)
+            await asyncio.gather(*tasks)
+            assert done[:4] == ["a", "b", "c", "d"]
+            await kt.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("timeout", [0.3, None], ids=["read-timeout", "no-timeout"])
+def test_a_cancelled_call_on_a_silent_server_gives_its_place_back(run: Any, timeout: float | None) -> None:
     async def main() -> None:
         async with SilentServer() as silent:
-            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=1)
-            await kt.open("127.0.0.1", silent.port, timeout=30)
+            kt = AsyncKyotoTycoon(pack_type=KT_PACKER_BYTES, max_connections=1, pool_timeout=2)
+            await kt.open("127.0.0.1", silent.port, timeout=timeout)
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(kt.get("k"), 0.1)
             pool = kt._get_pool()
             assert pool.idle == []
-            # the slot came back: the next call gets a connection (and times out on its own)
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(kt.get("k"), 0.1)
+            # at the read timeout (or at once, without one) the connection closes and its place comes
+            # back: the next call gets a connection (and times out on its own, not for want of one)
+            if timeout is None:
+                assert pool.used == 0
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(kt.get("k"), 0.1)
+            else:
+                with pytest.raises(TimedOut):
+                    await kt.get("k")
             await kt.close()
 
     run(main())
