@@ -169,7 +169,10 @@ class TestKtremotemgrCommands:
         assert [line.split(": ")[0] for line in lines] == ["count", "size"] and lines[0] == "count: 2"
         full = json.loads(ok(on("inform", "--db", "b", "--st", "--json")))
         assert full["count"] == "2" and "path" in full
-        assert json.loads(ok(on("status", "--db", "1", "--json"))) == full
+        # a real ktserver's in-memory "size" moves between two calls (its allocator): not compared
+        status = json.loads(ok(on("status", "--db", "1", "--json")))
+        assert {k: v for k, v in status.items() if k != "size"} == {k: v for k, v in full.items() if k != "size"}
+        assert "size" in status
         report = json.loads(ok(on("report", "--json")))
         assert report["db_total_count"] == "2"
 
