@@ -14,7 +14,9 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import Any
+from typing import Any, Callable
+
+from kyototycoon.client.policy import TCPConnector
 
 try:
     import uvloop
@@ -23,6 +25,32 @@ except ImportError:  # optional: the stock loop then
 
 #: the event loop the facades run on, for test ids and reports
 LOOP_NAME = "uvloop" if uvloop is not None else "asyncio"
+#: every loop the asyncio tests run on: asyncio's, and uvloop's when it is installed
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+
+
+def loop_runner(kind: str, timeout: float = 60) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    """Run a coroutine to its end (at most ``timeout`` seconds) on a new loop of ``kind``."""
+    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
+        loop = uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+        finally:
+            loop.close()
+
+    return runner
+
+
+class CountingConnector(TCPConnector):
+    """TCP, counting the connections made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made = 0
+
+    async def open(self, *args: Any) -> Any:
+        self.made += 1
+        return await super().open(*args)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:

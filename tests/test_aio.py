@@ -17,22 +17,16 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, Callable
 
 import pytest
+from async_facade import LOOPS, CountingConnector, loop_runner
 
 from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoSlave, AsyncKyotoTycoon
-from kyototycoon.client.policy import TCPConnector
 from kyototycoon.errors import ConnectionLost, PoolTimeout, TimedOut
 from kyototycoon.protocol.http import RequestReader
 from kyototycoon.server import EmbeddedServer
 
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-
 OPS = int(os.environ.get("KYOTOTYCOON_AIO_OPS", "60"))
 TASKS = 200
-LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +38,9 @@ def srv() -> Iterator[EmbeddedServer]:
 @pytest.fixture(params=LOOPS)
 def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """Run a coroutine to the end on a new loop of the kind the test is parametrized with."""
-    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, 60))
-        finally:
-            loop.close()
-
-    return runner
+    return loop_runner(request.param)
 
 
-class CountingConnector(TCPConnector):
-    """TCP, counting the connections made."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made = 0
-
-    async def open(self, *args: Any) -> Any:
-        self.made += 1
-        return await super().open(*args)
 
 
 async def _client(srv: EmbeddedServer, **kwargs: Any) -> AsyncKyotoTycoon:

@@ -30,24 +30,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from async_facade import LOOPS, CountingConnector, loop_runner
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoTycoon
 from kyototycoon.client import binmethods, methods
 from kyototycoon.client.core import RESPONSES_DECODERS
-from kyototycoon.client.policy import TCPConnector
 from kyototycoon.errors import PoolTimeout, StaleConnection, TimedOut
 from kyototycoon.protocol.framing import FrameReader
 from kyototycoon.protocol.http import RequestReader
 from kyototycoon.server import EmbeddedServer
 
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-
 DATA = Path(__file__).resolve().parent / "data" / "ktserver_facts.json"
-LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 N = 50  # requests in one write
 
 # ---------------------------------------------------------------- the servers: recorded facts
@@ -197,24 +191,10 @@ def test_the_real_server_still_answers_so() -> None:
 
 @pytest.fixture(params=LOOPS)
 def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, 60))
-        finally:
-            loop.close()
-
-    return runner
+    """Run a coroutine to the end on a new loop of the kind the test is parametrized with."""
+    return loop_runner(request.param)
 
 
-class CountingConnector(TCPConnector):
-    def __init__(self) -> None:
-        super().__init__()
-        self.made = 0
-
-    async def open(self, *args: Any) -> Any:
-        self.made += 1
-        return await super().open(*args)
 
 
 def test_pipeline_must_be_a_positive_int() -> None:
