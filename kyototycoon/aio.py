@@ -1195,7 +1195,7 @@ class AsyncKyotoSlave(KyotoSlave):
         try:
             if run.stopping.is_set():
                 return
-            writer.write(consumer.request())
+            _send(writer, consumer.request(), address)
             while not run.stopping.is_set():
                 try:
                     data = await asyncio.wait_for(reader.read(256 * 1024), self.timeout)
@@ -1206,7 +1206,7 @@ class AsyncKyotoSlave(KyotoSlave):
                 events = consumer.receive_data(data)
                 answer = consumer.data_to_send()
                 if answer:
-                    writer.write(answer)
+                    _send(writer, answer, address)
                 for event in events:
                     if run.stopping.is_set():
                         return
@@ -1218,6 +1218,17 @@ class AsyncKyotoSlave(KyotoSlave):
         finally:
             run.transport = None
             writer.close()
+
+
+def _send(writer: asyncio.StreamWriter, data: bytes, address: str) -> None:
+    """``writer.write``; a transport closed meanwhile (by :meth:`AsyncKyotoSlave.stop`, or the master)
+    is ConnectionLost: uvloop raises RuntimeError there where asyncio's own loop ignores the write."""
+    try:
+        writer.write(data)
+    except RuntimeError as exc:
+        if not writer.transport.is_closing():
+            raise
+        raise ConnectionLost(f"replication connection to {address} closed") from exc
 
 
 def __getattr__(name: str) -> Any:  # the cluster clients on asyncio, imported on first use (uhashring)

@@ -411,3 +411,22 @@ def test_async_slave_without_reconnect_raises_and_with_it_retries(run: Any) -> N
         assert retrying.reconnects >= 2
 
     run(main())
+
+
+def test_a_write_on_a_transport_closed_meanwhile_is_connection_lost(run: Any, srv: EmbeddedServer) -> None:
+    """The slave's session writes its acks on a transport stop() may have closed: uvloop raises
+    RuntimeError there (asyncio's loop ignores it); the session must see ConnectionLost, nothing else."""
+    from kyototycoon.aio import _send
+
+    async def main() -> None:
+        _reader, writer = await asyncio.open_connection(srv.host, srv.port)
+        writer.transport.close()
+        for _ in range(3):  # the loop closes the handle itself a turn or two later
+            await asyncio.sleep(0)
+        try:
+            _send(writer, b"\xb1\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "here")
+        except ConnectionLost as exc:
+            assert "closed" in str(exc)
+        await asyncio.sleep(0)
+
+    run(main())
