@@ -335,11 +335,18 @@ def test_a_step_error_is_thrown_into_the_description() -> None:
 
 
 def test_the_generated_driver_methods_are_current() -> None:
+    import ast
+    import sys
     from pathlib import Path
 
     from kyototycoon.client import _drivers, drive
 
-    assert Path(_drivers.__file__).read_text(encoding="utf-8") == drive.render_module()
+    committed, rendered = Path(_drivers.__file__).read_text(encoding="utf-8"), drive.render_module()
+    # the inlined bodies go through ast.unparse, whose spelling changes between Pythons (3.9 writes
+    # "for (k, v) in"): the same program everywhere, the same text on the Python that renders it
+    assert ast.dump(ast.parse(committed)) == ast.dump(ast.parse(rendered))
+    if sys.version_info[:2] == (3, 11):
+        assert committed == rendered
     # and the clients use them, not methods compiled at import
     assert KyotoTycoon.get.__code__ is _drivers.http_get.__code__
 
