@@ -53,6 +53,24 @@ class CountingConnector(TCPConnector):
         return await super().open(*args)
 
 
+class SilentServer:
+    """Accepts connections, reads requests, never answers."""
+
+    async def __aenter__(self) -> SilentServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await asyncio.sleep(0.05)  # the client's connections closed: let the server's end too
+
+
 def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 

@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, Callable
 
 import pytest
-from async_facade import LOOPS, CountingConnector, loop_runner
+from async_facade import LOOPS, CountingConnector, SilentServer, loop_runner
 
 from kyototycoon import KT_PACKER_BYTES, KT_PACKER_PICKLE, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoSlave, AsyncKyotoTycoon
@@ -189,21 +189,6 @@ def test_a_full_pool_waits_then_raises_a_clear_error(srv: EmbeddedServer, run: A
     run(main())
 
 
-class SilentServer:
-    """Accepts connections, reads requests, never answers."""
-
-    async def __aenter__(self) -> SilentServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await reader.read(65536):
-            pass
-        writer.close()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
 
 
 def test_read_timeout_closes_the_connection(run: Any) -> None:

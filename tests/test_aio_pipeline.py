@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from async_facade import LOOPS, CountingConnector, loop_runner
+from async_facade import LOOPS, CountingConnector, SilentServer, loop_runner
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon.aio import AsyncKyotoTycoon
@@ -437,22 +437,6 @@ def test_without_pipelining_the_same_resend_rules(run: Any) -> None:
     run(main())
 
 
-class SilentServer:
-    """Accepts connections, reads requests, never answers."""
-
-    async def __aenter__(self) -> SilentServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await reader.read(65536):
-            pass
-        writer.close()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await asyncio.sleep(0.05)  # the client's connections closed: let the server's end too
 
 
 def test_a_timeout_fails_every_call_in_flight_and_frees_the_connection(run: Any) -> None:

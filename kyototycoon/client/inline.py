@@ -36,8 +36,9 @@ class NotInlinable(Exception):
     """The description is rendered through the template instead (the message says why)."""
 
 
-#: the quick path of a binary exchange (see KyotoTycoon._exchange, which it mirrors)
-_BINARY = """\
+#: what both quick paths share: an idle connection of an unbounded pool, one write, one read; a
+#: failure goes to _failed, an answer not whole in that read to _resume, any other pool to _exchange
+_SEND_RECV = """\
 _q_req = {req}
 _q_parse = {parse}
 _q_pool = {c}._pool
@@ -53,6 +54,14 @@ if _q_pool is not None and _q_pool.quick:
         _q_data = _q_sock.recv(RECV_SIZE)
     except BaseException as _q_exc:
         return _q_parse({c}._failed(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_exc))
+"""
+_RESUME = """\
+    return _q_parse({c}._resume(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_data))
+return _q_parse({c}._exchange(Call({kind}, _q_req, {tag}, {idem}, _q_parse)))
+"""
+
+#: the quick path of a binary exchange (see KyotoTycoon._exchange, which it mirrors)
+_BINARY = _SEND_RECV + """\
     _q_answer = {exact}(_q_data) if _q_data else None
     if _q_answer is not None:
         _q_conn.core.exchanges += 1
@@ -61,27 +70,10 @@ if _q_pool is not None and _q_pool.quick:
         else:
             _q_pool.release(_q_conn)
         return _q_parse(_q_answer)
-    return _q_parse({c}._resume(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_data))
-return _q_parse({c}._exchange(Call({kind}, _q_req, {tag}, {idem}, _q_parse)))
-"""
+""" + _RESUME
 
 #: the same for HTTP: the common answer (see ClientConnection.first), whole in the first read
-_HTTP = """\
-_q_req = {req}
-_q_parse = {parse}
-_q_pool = {c}._pool
-if _q_pool is not None and _q_pool.quick:
-    _q_idle = _q_pool.idle
-    try:
-        _q_conn = _q_idle.pop()
-    except IndexError:
-        _q_conn = _q_pool.acquire()
-    _q_sock = _q_conn.sock
-    try:
-        _q_sock.sendall(_q_req)
-        _q_data = _q_sock.recv(RECV_SIZE)
-    except BaseException as _q_exc:
-        return _q_parse({c}._failed(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_exc))
+_HTTP = _SEND_RECV + """\
     _q_core = _q_conn.core
     if _q_data and _q_core.clean:
         _q_answer = parse_simple_response(_q_data, {tag})
@@ -95,9 +87,7 @@ if _q_pool is not None and _q_pool.quick:
                     _q_conn.close()
                 _q_pool.release(_q_conn)
             return _q_parse(_q_answer)
-    return _q_parse({c}._resume(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_data))
-return _q_parse({c}._exchange(Call({kind}, _q_req, {tag}, {idem}, _q_parse)))
-"""
+""" + _RESUME
 
 #: any other plan: what drive.TEMPLATE does with it
 _GENERIC = """\
