@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -249,6 +250,54 @@ def read_corpus(path: Path) -> tuple[dict[str, Any], list[Episode]]:
     return data, [Episode.from_json(e) for e in data["episodes"]]
 
 
+class HeldClock:
+    """The replaying server's clock: one second for a whole episode, moved on as the next starts.
+
+    ktserver answered each recorded episode within about a second, and which records its lazy
+    purge removed depends on which second each step fell in (a record set with ``xt`` 0 expires
+    at the end of the second it was set in). A replay on a loaded machine runs slower: with the
+    wall clock a purge could remove a record ktserver had kept (CI once saw ``status`` count 8
+    where ktserver counted 9). Holding the second makes the replay as fast as the recording.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def hold(self) -> None:
+        """Read the wall clock once more: the second the next episode runs in."""
+        self.now = time.time()
+
+
+class ReplayPeer(Peer):
+    """The embedded server a recorded corpus is replayed on, its clock held for each episode."""
+
+    def __init__(self, host: str, port: int, databases: int, clock: HeldClock):
+        super().__init__(host, port, databases)
+        self.clock = clock
+
+    def reset(self) -> None:
+        self.clock.hold()
+        super().reset()
+
+
+@contextmanager
+def replay_server(databases: Sequence[str], **settings: Any) -> Iterator[ReplayPeer]:
+    """An embedded server with ``databases`` in a scratch directory, ready to replay episodes on.
+
+    No idle purge: ktserver answered the steps back to back, a loaded machine may pause between
+    them.
+    """
+    from ..server import EmbeddedServer  # the [server] extra
+
+    clock = HeldClock()
+    with scratch_dir(), EmbeddedServer(databases, idle_purge=False, **settings) as srv:
+        srv.server.store.clock = clock  # read by every database at each operation
+        yield ReplayPeer(srv.host, srv.port, len(databases), clock)
+
+
 def replay_episode(peer: Peer, episode: Episode) -> Optional[tuple[int, Any]]:
     """Run a recorded episode on ``peer``: None when every answer matches, else (step, answer)."""
     (answers,) = run_steps([peer], episode.steps)
@@ -257,13 +306,10 @@ def replay_episode(peer: Peer, episode: Episode) -> Optional[tuple[int, Any]]:
 
 
 def _replay(path: Path, quiet: bool, relabel: bool) -> int:
-    from ..server import EmbeddedServer
-
     head, episodes = read_corpus(path)
     databases = head["databases"]
     bad = 0
-    with scratch_dir(), EmbeddedServer(databases) as srv:
-        peer = Peer(srv.host, srv.port, len(databases))
+    with replay_server(databases) as peer:
         for episode in episodes:
             result = replay_episode(peer, episode)
             if result is None:
