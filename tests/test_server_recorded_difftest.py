@@ -95,7 +95,6 @@ def test_relative_expiries_compare_with_a_second_of_slack() -> None:
     assert not same({"tsv": [["xt", 1798810809]]}, {"tsv": [["xt", 1798810810]]})
 
 
-
 def test_the_replay_holds_the_second_ktserver_answered_in() -> None:
     # s0-e30 sets a record with xt 0 (it expires when its second ends); the lazy purge, whose score
     # carries over from the episodes before (clear keeps it, on ktserver too), walks over it before

@@ -261,7 +261,8 @@ class HeldClock:
     """
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = 0.0
+        self.hold()
 
     def __call__(self) -> float:
         return self.now
@@ -284,7 +285,7 @@ class ReplayPeer(Peer):
 
 
 @contextmanager
-def replay_server(databases: Sequence[str], **settings: Any) -> Iterator[ReplayPeer]:
+def replay_server(databases: Sequence[str]) -> Iterator[ReplayPeer]:
     """An embedded server with ``databases`` in a scratch directory, ready to replay episodes on.
 
     No idle purge: ktserver answered the steps back to back, a loaded machine may pause between
@@ -293,7 +294,7 @@ def replay_server(databases: Sequence[str], **settings: Any) -> Iterator[ReplayP
     from ..server import EmbeddedServer  # the [server] extra
 
     clock = HeldClock()
-    with scratch_dir(), EmbeddedServer(databases, idle_purge=False, **settings) as srv:
+    with scratch_dir(), EmbeddedServer(databases, idle_purge=False) as srv:
         srv.server.store.clock = clock  # read by every database at each operation
         yield ReplayPeer(srv.host, srv.port, len(databases), clock)
 
