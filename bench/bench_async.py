@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_client import start_server  # noqa: E402
+from bench_client import RawFloor, floor_requests, start_server  # noqa: E402
 
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon  # noqa: E402
 from kyototycoon.aio import AsyncKyotoTycoon  # noqa: E402
@@ -65,43 +65,84 @@ def _cpu(started: float) -> float:
     return time.process_time() - started
 
 
-async def _paired_main(port: int, binary: bool, op: str, seconds: float, batch: int) -> tuple[float, float]:
-    """Client CPU µs/op of ``KyotoTycoon`` and of ``AsyncKyotoTycoon``, in alternate batches.
+class _FloorProtocol(asyncio.Protocol):
+    """The least an asyncio client can do: write prebuilt request bytes, await the known answer length."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.left = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.left -= len(data)
+        if self.left <= 0 and self.waiter is not None:
+            self.waiter.set_result(None)
+
+
+async def _async_floor(port: int, request: bytes, size: int) -> Callable[[], Awaitable[None]]:
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(_FloorProtocol, "127.0.0.1", port)
+
+    def run() -> Awaitable[None]:
+        proto.waiter = waiter = loop.create_future()
+        proto.left = size
+        proto.transport.write(request)
+        return waiter
+
+    return run
+
+
+async def _paired_main(port: int, binary: bool, op: str, seconds: float, batch: int) -> dict[str, float]:
+    """Client CPU µs/op of ``KyotoTycoon``, ``AsyncKyotoTycoon`` and both floors, in alternate batches.
 
     The blocking client runs inside the loop too (it blocks the loop while it works, which costs
-    the loop nothing), so both are timed in the same few milliseconds of a shared machine.
+    the loop nothing), so all are timed in the same few milliseconds of a shared machine. The
+    floors (prebuilt request bytes, the known answer length) say what the socket and the loop
+    cost with no client at all.
     """
     kt = KyotoTycoon(binary=binary, pack_type=KT_PACKER_BYTES)
     kt.open("127.0.0.1", port)
     kt.set_bulk(RECORDS)
+    kt.set(KEY, VALUE)
     akt = AsyncKyotoTycoon(binary=binary, pack_type=KT_PACKER_BYTES)
     await akt.open("127.0.0.1", port)
-    sync_fn = _ops(kt)[op]
-    async_fn: Callable[[], Awaitable[Any]] = _ops(akt)[op]
+    requests = floor_requests("127.0.0.1", "ascii")["binary" if binary else "http"]
+    sync_floor = RawFloor("127.0.0.1", port, requests)
+    sync_fns: dict[str, Callable[[], Any]] = {"sync": _ops(kt)[op], "sync floor": sync_floor.op(op)}
+    async_fns: dict[str, Callable[[], Awaitable[Any]]] = {
+        "async": _ops(akt)[op], "async floor": await _async_floor(port, requests[op], sync_floor.sizes[op])}
     for _ in range(50):
-        sync_fn()
-        await async_fn()
-    n, sync_cpu, async_cpu, end = 0, 0.0, 0.0, time.perf_counter() + seconds
+        for fn in sync_fns.values():
+            fn()
+        for afn in async_fns.values():
+            await afn()
+    n, cpu, end = 0, dict.fromkeys([*sync_fns, *async_fns], 0.0), time.perf_counter() + seconds
     while time.perf_counter() < end:
-        started = time.process_time()
-        for _ in range(batch):
-            sync_fn()
-        sync_cpu += _cpu(started)
-        started = time.process_time()
-        for _ in range(batch):
-            await async_fn()
-        async_cpu += _cpu(started)
+        for name, fn in sync_fns.items():
+            started = time.process_time()
+            for _ in range(batch):
+                fn()
+            cpu[name] += _cpu(started)
+        for name, afn in async_fns.items():
+            started = time.process_time()
+            for _ in range(batch):
+                await afn()
+            cpu[name] += _cpu(started)
         n += batch
     kt.close()
+    sync_floor.sock.close()
     await akt.close()
-    return sync_cpu / n * 1e6, async_cpu / n * 1e6
+    return {name: spent / n * 1e6 for name, spent in cpu.items()}
 
 
 def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
 
 
-def _paired(port: int, binary: bool, op: str, seconds: float, loop_kind: str) -> tuple[float, float]:
+def _paired(port: int, binary: bool, op: str, seconds: float, loop_kind: str) -> dict[str, float]:
     loop = _new_loop(loop_kind)
     try:
         return loop.run_until_complete(_paired_main(port, binary, op, seconds, 32))
@@ -172,18 +213,14 @@ def main() -> None:
         server, port = start_server(args.fake)
     loops = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
     try:
-        cpu: dict[tuple[str, str, str], float] = {}
-        pairs: dict[tuple[str, str, str], list[float]] = {}
+        # (protocol, op, loop) -> one dict of costs a round: sync, sync floor, async, async floor
+        rounds: dict[tuple[str, str, str], list[dict[str, float]]] = {}
         for _ in range(args.rounds if args.only != "throughput" else 0):
             for protocol in ("binary", "http"):
-                binary = protocol == "binary"
                 for op in OPS:
                     for name in loops:
-                        sync, value = _paired(port, binary, op, args.seconds, name)
-                        for key, v in (((protocol, op, "sync"), sync), ((protocol, op, name), value)):
-                            cpu[key] = min(cpu.get(key, 1e9), v)
-                        # the ratio of one pairing: both timed in the same milliseconds
-                        pairs.setdefault((protocol, op, name), []).append(value / sync)
+                        costs = _paired(port, protocol == "binary", op, args.seconds, name)
+                        rounds.setdefault((protocol, op, name), []).append(costs)
         best_thr: dict[str, float] = {}
         for _ in range(args.rounds if args.only != "cpu" else 0):
             best_thr["8 threads"] = max(best_thr.get("8 threads", 0.0), _threads(port, args.total, 8))
@@ -201,27 +238,47 @@ def main() -> None:
             server.terminate()
             server.wait(10)
 
-    if cpu:
-        _print_cpu(cpu, {k: statistics.median(v) for k, v in pairs.items()}, loops, args.rounds)
+    if rounds:
+        _print_cpu(rounds, loops, args.rounds)
     if best_thr:
         _print_throughput(best_thr, args.total, args.rounds)
 
 
-def _print_cpu(cpu: dict[tuple[str, str, str], float], ratio: dict[tuple[str, str, str], float],
-               loops: list[str], rounds: int) -> None:
-    print(f"\nclient CPU µs/op (bulk = 100 records; least of {rounds} rounds; "
-          f"python {sys.version.split()[0]}{', uvloop ' + uvloop.__version__ if uvloop else ''})\n")
-    head = ["protocol", "op", "sync", *(f"async {k}" for k in loops), *(f"{k}/sync" for k in loops), "target"]
+def _print_cpu(rounds: dict[tuple[str, str, str], list[dict[str, float]]], loops: list[str],
+               n_rounds: int) -> None:
+    """The CPU table: each figure the least of the rounds, each ratio the median of one pairing's ratios.
+
+    A loop's row is unreachable when the loop's floor plus the blocking client's own work (what it
+    adds to its floor: the same descriptions and parsers every async call runs too) is already past
+    the target: no asyncio client on that loop could meet it.
+    """
+    print(f"\nclient CPU µs/op (bulk = 100 records; least of {n_rounds} rounds, ratios the median of the "
+          f"rounds'; python {sys.version.split()[0]}{', uvloop ' + uvloop.__version__ if uvloop else ''})\n")
+    head = ["protocol", "op", "sync", "sync floor", *(f"async {k}" for k in loops),
+            *(f"{k} floor" for k in loops), *(f"{k}/sync" for k in loops),
+            *(f"{k} floor+sync work" for k in loops), "target"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for protocol in ("binary", "http"):
         for op in OPS:
-            sync = cpu[(protocol, op, "sync")]
-            ratios = [ratio[(protocol, op, k)] for k in loops]
-            verdict = "ok" if min(ratios) <= CPU_TARGET else "MISSED"
-            row = [protocol, op, f"{sync:.1f}"] + [f"{cpu[(protocol, op, k)]:.1f}" for k in loops]
-            row += [f"{r:.2f}x" for r in ratios] + [f"<= {CPU_TARGET}x {verdict}"]
+            per = {k: rounds[(protocol, op, k)] for k in loops}
+            least = {k: {c: min(r[c] for r in per[k]) for c in per[k][0]} for k in loops}
+            ratio = {k: statistics.median(r["async"] / r["sync"] for r in per[k]) for k in loops}
+            # the least an asyncio client on loop k could cost, against the blocking client
+            bound = {k: statistics.median((r["async floor"] + r["sync"] - r["sync floor"]) / r["sync"]
+                                          for r in per[k]) for k in loops}
+            verdict = ("ok" if min(ratio.values()) <= CPU_TARGET else
+                       "unreachable" if min(bound.values()) > CPU_TARGET else "MISSED")
+            first = least[loops[0]]
+            row = [protocol, op, f"{first['sync']:.1f}", f"{first['sync floor']:.1f}"]
+            row += [f"{least[k]['async']:.1f}" for k in loops]
+            row += [f"{least[k]['async floor']:.1f}" for k in loops]
+            row += [f"{ratio[k]:.2f}x" for k in loops] + [f"{bound[k]:.2f}x" for k in loops]
+            row += [f"<= {CPU_TARGET}x {verdict}"]
             print("| " + " | ".join(row) + " |")
+    print("\nfloor: prebuilt request bytes, the known answer length (a socket, or a loop's Protocol); "
+          "floor+sync work: the loop's floor plus what the blocking client adds to its own floor, "
+          "against the blocking client ('unreachable' where that alone is past the target on every loop)")
 
 
 def _print_throughput(best_thr: dict[str, float], total: int, rounds: int) -> None:

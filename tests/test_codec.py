@@ -515,3 +515,122 @@ def test_c_one_record_encoder_fails_like_the_python_one(module, name, data):
         except (ValueError, TypeError) as exc:
             outcomes.append((type(exc).__name__, None))
     assert outcomes[0] == outcomes[1]
+
+
+# ------------------------------------------------------------------ frames of the caller's keys or dict
+
+SHARED = [(m, n, kind) for (m, n) in IRS for kind in ("keys", "items")
+          if hasattr(CODECS[m], f"encode_{n}_{kind}")]
+BAD = st.sampled_from(["text", -1, 1 << 64, True, bytearray(b"x"), memoryview(b"yz"), None, 2**16, 1.5, 7])
+KEYS = st.one_of(st.text(max_size=6), st.binary(max_size=6), st.sampled_from(["a", b"a", "é", b"\xff"]))
+
+
+def test_shared_encoders_exist_for_the_bulk_calls():
+    # binary get_bulk and set_bulk build their requests with these, in one C call when built
+    assert {("binary", "get_bulk_request", "keys"), ("binary", "set_bulk_request", "items"),
+            ("binary", "remove_bulk_request", "keys")} <= set(SHARED)
+
+
+def _shared_args(ir, data):
+    """The encoder's leading arguments (the frame's own fields, then the records' shared ones), how
+    many are the frame's own, and a function making one record from a key and a value."""
+    top = [n for n in ir.value_fields if n != ir.fields[-1].name]
+    item = ir.fields[-1].item
+    shared = [n for n in item.value_fields if n not in ("key", "value")]
+    frame_fields = data.draw(values(ir, max_records=0))
+    item_fields = dict(zip(item.value_fields, data.draw(values(item, max_bytes=4))))
+    args = [frame_fields[ir.value_fields.index(n)] for n in top] + [item_fields[n] for n in shared]
+
+    def record(key: bytes, value: bytes | None = None) -> tuple:
+        fields = {**item_fields, "key": key, "value": value}
+        return tuple(fields[n] for n in item.value_fields)
+
+    return args, len(top), record
+
+
+@pytest.mark.parametrize(("module", "name", "kind"), SHARED, ids=[f"{m}.{n}_{k}" for m, n, k in SHARED])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_shared_encoder_equals_the_general_encoder(module, name, kind, data):
+    """The frame of the caller's keys (or dict) is the general encoder's of the records they make,
+    with the C loops and with the Python ones; keys given twice are sent once, named by the last."""
+    from kyototycoon.client.wire import key_bytes
+
+    ir = IRS[(module, name)]
+    encode, _, _ = codec_pair(module, name)
+    args, top, record = _shared_args(ir, data)
+    fn = getattr(CODECS[module], f"encode_{name}_{kind}")
+    if kind == "keys":
+        keys = data.draw(st.lists(KEYS, max_size=6))
+        wanted = {(k.encode() if isinstance(k, str) else k): k for k in keys}
+        expected = ("ok", (encode(*args[:top], [record(k) for k in wanted]), wanted))
+        container = data.draw(st.sampled_from([list, tuple, iter]))
+        got = _both(module, _kernels(module), lambda: fn(*args, container(keys), key_bytes))
+        assert all(g == expected for g in got), got
+        # the keys in the request's order
+        assert all(list(g[1][1].items()) == list(wanted.items()) for g in got)
+    else:
+        mapping = data.draw(st.dictionaries(KEYS, st.binary(max_size=6), max_size=6))
+        pack = data.draw(st.sampled_from([None, bytes, lambda v: v + b"!"]))
+        items = [((k.encode() if isinstance(k, str) else k), v if pack is None else pack(v))
+                 for k, v in mapping.items()]
+        expected = ("ok", encode(*args[:top], [record(k, v) for k, v in items]))
+        got = _both(module, _kernels(module), lambda: fn(*args, mapping, pack, key_bytes))
+        assert got == [expected, expected]
+
+
+@pytest.mark.skipif(not KERNEL_FRAMES, reason="the C loops are not built")
+@pytest.mark.parametrize(("module", "name", "kind"), SHARED, ids=[f"{m}.{n}_{k}" for m, n, k in SHARED])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_shared_encoder_fails_like_the_python_one(module, name, kind, data):
+    """Keys that are no keys, values that are no bytes, or numbers out of range (one of them at a
+    time: which one a call reports first is not fixed): the same exception class from the C loop
+    and the Python one."""
+    from kyototycoon.client.wire import key_bytes
+
+    ir = IRS[(module, name)]
+    args, _, _ = _shared_args(ir, data)
+    bad = BAD
+    bad_number = args and data.draw(st.booleans())
+    if bad_number:
+        args[data.draw(st.integers(0, len(args) - 1))] = data.draw(bad)
+    keys = data.draw(st.lists(KEYS if bad_number else st.one_of(KEYS, bad), max_size=4))
+    fn = getattr(CODECS[module], f"encode_{name}_{kind}")
+    if kind == "keys":
+        call = lambda: fn(*args, list(keys), key_bytes)  # noqa: E731
+    else:
+        value = st.binary(max_size=3) if bad_number else st.one_of(st.binary(max_size=3), bad)
+        mapping = {k if k.__hash__ else repr(k): data.draw(value) for k in keys}
+        call = lambda: fn(*args, mapping, None, key_bytes)  # noqa: E731
+    with_c, with_python = _both(module, _kernels(module), call)
+    assert with_c[0] == with_python[0]
+    if with_c[0] == "ok":
+        assert with_c == with_python
+
+
+def test_shared_items_encoder_sees_a_dict_changed_by_its_packer():
+    from kyototycoon._codec import binary
+    from kyototycoon.client.wire import key_bytes
+
+    for kernels in (_kernels("binary"), None):
+        mapping = {"a": b"1", "b": b"2"}
+
+        def growing(value, mapping=mapping):
+            mapping["new"] = b"x"
+            return value
+
+        def call(mapping=mapping, growing=growing):
+            return binary.encode_set_bulk_request_items(0, 0, 0, mapping, growing, key_bytes)
+
+        with pytest.raises(RuntimeError, match="changed size"):
+            _both_raw(binary, kernels, call)
+
+
+def _both_raw(codec, kernels, fn):
+    saved = codec._K
+    codec._K = kernels
+    try:
+        return fn()
+    finally:
+        codec._K = saved

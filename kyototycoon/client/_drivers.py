@@ -87,18 +87,18 @@ _b__REMOVE_ONE = binmethods._REMOVE_ONE
 _b__SET_COUNT = binmethods._SET_COUNT
 _b__SET_ONE = binmethods._SET_ONE
 _b__encode_get_bulk = binmethods._encode_get_bulk
+_b__encode_get_keys = binmethods._encode_get_keys
 _b__encode_get_one = binmethods._encode_get_one
 _b__encode_play_script = binmethods._encode_play_script
 _b__encode_remove_bulk = binmethods._encode_remove_bulk
 _b__encode_remove_one = binmethods._encode_remove_one
-_b__encode_set_bulk = binmethods._encode_set_bulk
+_b__encode_set_items = binmethods._encode_set_items
 _b__encode_set_one = binmethods._encode_set_one
 _b__get_parser = binmethods._get_parser
 _b__identity = binmethods._identity
 _b__sent = binmethods._sent
 _b__sent_zero = binmethods._sent_zero
 _b_binary_xt = binmethods.binary_xt
-_b_bulk_records = binmethods.bulk_records
 _b_check_atomic = binmethods.check_atomic
 _b_constant = binmethods.constant
 _b_db_index = binmethods.db_index
@@ -944,21 +944,22 @@ async def async_binary_get(self: Any, key: Any, db: Any = 0) -> Any:
 
 def binary_get_bulk(c, keys, atomic=None, db=0):
     _b_check_atomic(atomic)
-    wanted = {k.encode() if type(k) is str else _b_key_bytes(k): k for k in keys}
+    d = db if type(db) is int and (not db & ~65535) else 0
+    request, wanted = _b__encode_get_keys(0, d, keys, _b_key_bytes)
     if not wanted:
         _q_plan = _b_constant({})
         if type(_q_plan) is Call:
             return _q_plan.parse(c._exchange(_q_plan))
         return run_plan(_q_plan, c._exchange)
-    if type(db) is not int or db & ~65535:
-        db = _b_db_index(db)
+    if d is not db:
+        request = _b__encode_get_bulk(0, [(_b_db_index(db), k) for k in wanted])
     unpack = c._unpack
     def parse(frame):
         if type(frame) is _b__ErrorResponse:
             raise _b_server_failed(_b_GET_BULK)
         found = frame[0]
         return found if unpack is _b__identity else {k: unpack(v) for k, v in found.items()}
-    _q_plan = _b_Call(_b_BINARY, _b__encode_get_bulk(0, [(db, k) for k in wanted]), _b_GET_BULK, True, parse, into=lambda: _b_GetBulkInto(wanted))
+    _q_plan = _b_Call(_b_BINARY, request, _b_GET_BULK, True, parse, into=lambda: _b_GetBulkInto(wanted))
     if type(_q_plan) is Call:
         return _q_plan.parse(c._exchange(_q_plan))
     return run_plan(_q_plan, c._exchange)
@@ -1025,8 +1026,8 @@ def binary_set_bulk(c, kv_dict, expire=None, atomic=None, db=0, no_reply=False):
         return run_plan(_q_plan, c._exchange)
     d = _b_db_index(db)
     xt = _b_binary_xt(expire)
-    records = _b_bulk_records(kv_dict, c._pack, _b_key_bytes, b'', (d, xt))
-    request = _b__encode_set_bulk(_b_NO_REPLY if no_reply else 0, records)
+    pack = None if c._pack is _b__identity else c._pack
+    request = _b__encode_set_items(_b_NO_REPLY if no_reply else 0, d, xt, kv_dict, pack, _b_key_bytes)
     if no_reply:
         _q_plan = _b_Call(_b_SEND, request, None, False, _b__sent_zero)
         if type(_q_plan) is Call:

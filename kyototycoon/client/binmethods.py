@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from kyototycoon._codec import binary as codec
 from kyototycoon.errors import KyotoTycoonException, server_error
-from kyototycoon.packers import _identity, bulk_records
+from kyototycoon.packers import _identity
 from kyototycoon.protocol.framing import GetBulkInto
 
 from ._constants import GET_BULK, NO_REPLY, PLAY_SCRIPT, REMOVE_BULK, SET_BULK, XT_NONE
@@ -25,7 +25,8 @@ _encode_get_one: Callable[[int, int, bytes], bytes] = codec.encode_get_bulk_requ
 _encode_set_one: Callable[[int, int, int, bytes, bytes], bytes] = codec.encode_set_bulk_request_one
 _encode_remove_one: Callable[[int, int, bytes], bytes] = codec.encode_remove_bulk_request_one
 _encode_get_bulk: Callable[[int, list[tuple[int, bytes]]], bytes] = codec.encode_get_bulk_request
-_encode_set_bulk: Callable[[int, list[tuple[int, int, bytes, bytes]]], bytes] = codec.encode_set_bulk_request
+_encode_get_keys = codec.encode_get_bulk_request_keys
+_encode_set_items = codec.encode_set_bulk_request_items
 _encode_remove_bulk: Callable[[int, list[tuple[int, bytes]]], bytes] = codec.encode_remove_bulk_request
 _Pairs = list[tuple[bytes, bytes]]
 _encode_play_script: Callable[[int, bytes, _Pairs], bytes] = codec.encode_play_script_request
@@ -108,11 +109,13 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
              db: object = 0) -> Call[dict[Any, Any]]:
     """The unpacked values of the ``keys`` that exist, keyed as given."""
     check_atomic(atomic)
-    wanted = {(k.encode() if type(k) is str else key_bytes(k)): k for k in keys}
+    # the request and {key bytes: key as given} in one step (one C call for a list or tuple of keys)
+    d = db if type(db) is int and not db & ~0xFFFF else 0
+    request, wanted = _encode_get_keys(0, d, keys, key_bytes)
     if not wanted:
         return constant({})
-    if type(db) is not int or db & ~0xFFFF:
-        db = db_index(db)
+    if d is not db:  # a database by name, or one out of range: checked only when there are keys
+        request = _encode_get_bulk(0, [(db_index(db), k) for k in wanted])
     unpack = c._unpack
 
     def parse(frame: Any) -> dict[Any, Any]:
@@ -123,8 +126,7 @@ def get_bulk(c: ClientBase, keys: Iterable[Any], atomic: bool | None = None,
         return found if unpack is _identity else {k: unpack(v) for k, v in found.items()}
 
     # the answer's records go straight into the result as they arrive (no frame of record tuples)
-    return Call(BINARY, _encode_get_bulk(0, [(db, k) for k in wanted]), GET_BULK, True, parse,
-                into=lambda: GetBulkInto(wanted))
+    return Call(BINARY, request, GET_BULK, True, parse, into=lambda: GetBulkInto(wanted))
 
 
 def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: object = 0,
@@ -148,8 +150,9 @@ def set_bulk(c: ClientBase, kv_dict: Mapping[Any, Any], expire: Any = None, atom
         return constant(0)
     d = db_index(db)
     xt = binary_xt(expire)
-    records = bulk_records(kv_dict, c._pack, key_bytes, b"", (d, xt))
-    request = _encode_set_bulk(NO_REPLY if no_reply else 0, records)
+    pack = None if c._pack is _identity else c._pack
+    # straight from the dict to the frame (one C call for a dict): no list of record tuples
+    request = _encode_set_items(NO_REPLY if no_reply else 0, d, xt, kv_dict, pack, key_bytes)
     if no_reply:
         return Call(SEND, request, None, False, _sent_zero)
     return Call(BINARY, request, SET_BULK, False, _SET_COUNT)

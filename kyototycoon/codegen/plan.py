@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from .ir import ArrayField, BytesField, BytesIntField, IntField, StructIR, SwitchField, VarNumField
 
@@ -351,6 +351,7 @@ def one_record_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None
         return None
     return {
         "kind": "array",
+        "shared": _shared_plan(ir, item, head, ints, blobs, count, value, structs),
         "c": {
             "head": [_c_int(f, count=f.name == count) for f in head],
             "ints": [_c_int(f, blob=blob_of.get(f.name)) for f in ints],
@@ -377,6 +378,49 @@ def one_record_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None
                                   + typed_params(item, 1)),
         "pack_args": ", ".join([value(f, 0) for f in head] + [value(f, 1) for f in ints]),
         "raws": [var(1, f.name) for f in blobs],
+    }
+
+
+def _shared_plan(ir: StructIR, item: StructIR, head: list[IntField], ints: list[IntField],
+                 blobs: list[BytesField], count: str, value: Callable[[IntField, int], str],
+                 structs: StructTable) -> dict[str, Any] | None:
+    """A bulk encoder for records that share every field but their key (``keys``: get_bulk's and
+    remove_bulk's requests) or their key and value (``items``: set_bulk's request, get_bulk's answer).
+
+    Such a frame is built straight from the caller's keys or dict in one step (one C call when the
+    C loops are built), not from a list of record tuples made first: bulk calls of short records
+    spent as much on those tuples as on the bytes.
+    """
+    names = [f.name for f in blobs]
+    if names not in (["key"], ["key", "value"]):
+        return None
+    shared = [f for f in ints if f.rebuild is None]
+    top = [n for n in ir.value_fields if n != ir.fields[-1].name]
+    blob_of = {f.length: f.name for f in blobs}
+    if any(f.rebuild is not None and f.rebuild != f"len({blob_of.get(f.name)})" for f in ints):
+        return None
+
+    def head_arg(f: IntField) -> str:
+        return "len(_records)" if f.name == count else value(f, 0)
+
+    return {
+        "kind": "keys" if names == ["key"] else "items",
+        # the shared fields' parameters, each followed by ", " (the keys or the dict come after them)
+        "params": "".join(f"{p}, " for p in [var(0, n) for n in top] + [var(1, f.name) for f in shared]),
+        "typed_params": "".join(f"{p}, " for p in typed_params(ir, 0, top)
+                                + typed_params(item, 1, [f.name for f in shared])),
+        # for the C twin: its integer arguments in order, then where each field's bytes come from
+        "c_top": len(top),
+        "c_args": [{"size": f.size, "signed": _C_INTS[f.fmt][1]}
+                   for f in [*(f for f in head if f.name in top), *shared]],
+        "c_head": [{"size": f.size, "const": f.const, "count": f.name == count,
+                    "arg": top.index(f.name) if f.name in top else None} for f in head],
+        "c_item": [{"size": f.size, "blob": names.index(blob_of[f.name]) if f.rebuild is not None else None,
+                    "arg": len(top) + shared.index(f) if f.rebuild is None else None} for f in ints],
+        "head_args": ", ".join(head_arg(f) for f in head),
+        "item_struct": structs.name_for(">" + "".join(f.fmt for f in ints)),
+        "item_args": ", ".join(value(f, 1) for f in ints),
+        "raws": [var(1, n) for n in names],
     }
 
 
