@@ -74,3 +74,31 @@ def test_get_bulk_into_reads_the_specs_magic():
     from kyototycoon.spec.binary import Magic
 
     assert framing._GET_BULK == Magic.GET_BULK
+
+
+@pytest.mark.parametrize("c_loops", [True, False], ids=["C", "Python"])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(records, st.data())
+def test_keys_asked_in_the_answers_order_with_gaps(c_loops, monkeypatch, recs, data):
+    """ktserver answers in the order asked, leaving out missing keys: the C loop compares the next
+    keys asked first (up to 8 ahead) and looks up any other; the result is the same either way,
+    wherever the answer is cut."""
+    name = "decode_get_bulk_response_records_into"
+    if c_loops and codec._K is None:
+        pytest.skip("the C loops are not built (or switched off)")
+    if not c_loops:
+        python_loop = getattr(codec, "PYTHON_ONE_RECORD", {}).get(name, getattr(codec, name))
+        monkeypatch.setattr(codec, name, python_loop)
+    wire = codec.encode_get_bulk_response(recs)
+    asked: dict = {}
+    for _, _, k, _ in recs:  # in the answer's order, with keys that found nothing between them
+        for _ in range(data.draw(st.integers(0, 12))):
+            asked[data.draw(st.binary(min_size=13, max_size=14))] = "missing"
+        asked[k] = ("asked", k)
+    if data.draw(st.booleans()):  # or in another order
+        order = data.draw(st.permutations(list(asked)))
+        asked = {k: asked[k] for k in order}
+    cuts = sorted(data.draw(st.lists(st.integers(1, max(1, len(wire))), max_size=5)))
+    parts = [p for p in (wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])) if p]
+    assert _fed(GetBulkInto(asked), parts) == ("ok", ([*[False] * (len(parts) - 1), True],
+                                                      _reference(wire, asked)[1]))

@@ -21,7 +21,7 @@ from kyototycoon._codec import binary as codec
 from kyototycoon.client import _drivers, binmethods, methods
 from kyototycoon.client.core import Call, ClientConnection
 from kyototycoon.client.inline import NotInlinable, inline_method
-from kyototycoon.errors import ConnectionLost, ProtocolError, StaleConnection, TimedOut
+from kyototycoon.errors import ConnectionLost, KyotoTycoonException, ProtocolError, StaleConnection, TimedOut
 
 HTTP_GET_OK = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 1\r\n\r\nv"
 HTTP_PUT_OK = b"HTTP/1.1 201 Created\r\nServer: x\r\nContent-Length: 0\r\n\r\n"
@@ -237,3 +237,47 @@ def test_a_reader_holding_bytes_is_not_clean() -> None:
     assert not core.clean  # the next answer must come through the reader
     core.quick = False
     assert not core.clean
+
+
+BIN_BULK_OK = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"a", b"1"),
+                                               (0, 0xFFFFFFFFFF, b"b", b"2" * 50)])
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_get_bulk_decoded_as_it_arrives_on_the_quick_path(scripted_peer, pool: str) -> None:
+    """binary get_bulk's answer goes straight into its receiver when the first read holds it all;
+    a first read that does not (split anywhere), an error frame and bad bytes go to the core, which
+    decodes them once and reports them as the general path does; the next call works."""
+    assert "quick" in _drivers.binary_get_bulk.__code__.co_names  # the quick path inline
+    ok = BIN_BULK_OK
+    stranger = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"zz", b"1")])
+    error_frame = bytes([0xBF])
+    answers = [ok, [ok[:1], ok[1:]], [ok[:9], ok[9:]], [ok[:-1], ok[-1:]], error_frame, ok, stranger, ok]
+    peer = scripted_peer(_answering(True, answers))
+    kt = _client(peer.port, True, pool)
+    want = {"a": b"1", "b": b"2" * 50}
+    for _ in range(4):
+        assert kt.get_bulk(["a", "b", "c", "a"]) == want
+    with pytest.raises(KyotoTycoonException, match="get_bulk"):
+        kt.get_bulk(["a", "b"])
+    assert kt.get_bulk(["a", "b"]) == want  # an error frame leaves the connection usable
+    with pytest.raises(ProtocolError, match="not asked for"):
+        kt.get_bulk(["a", "b"])
+    assert kt.get_bulk(("a", b"b")) == {"a": b"1", b"b": b"2" * 50}  # on a new connection
+    assert peer.connections == 2
+    _slots_all_free(kt)
+    kt.close()
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_get_bulk_after_a_stale_connection_is_resent_once(scripted_peer, pool: str) -> None:
+    def handler(sock: socket.socket) -> None:  # one answer a connection, as an idle server closing
+        if _read_binary(sock):
+            sock.sendall(BIN_BULK_OK)
+
+    peer = scripted_peer(handler)
+    kt = _client(peer.port, True, pool)
+    assert kt.get_bulk(["a", "b"]) == {"a": b"1", "b": b"2" * 50}  # the probe's connection was stale
+    assert kt.get_bulk(["a", "b"]) == {"a": b"1", "b": b"2" * 50}
+    _slots_all_free(kt)
+    kt.close()

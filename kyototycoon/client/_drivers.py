@@ -959,10 +959,36 @@ def binary_get_bulk(c, keys, atomic=None, db=0):
             raise _b_server_failed(_b_GET_BULK)
         found = frame[0]
         return found if unpack is _b__identity else {k: unpack(v) for k, v in found.items()}
-    _q_plan = _b_Call(_b_BINARY, request, _b_GET_BULK, True, parse, into=lambda: _b_GetBulkInto(wanted))
-    if type(_q_plan) is Call:
-        return _q_plan.parse(c._exchange(_q_plan))
-    return run_plan(_q_plan, c._exchange)
+    _q_req = request
+    _q_parse = parse
+    _q_into = lambda: _b_GetBulkInto(wanted)
+    _q_pool = c._pool
+    if _q_pool is not None and _q_pool.quick:
+        _q_idle = _q_pool.idle
+        try:
+            _q_conn = _q_idle.pop()
+        except IndexError:
+            _q_conn = _q_pool.acquire()
+        _q_sock = _q_conn.sock
+        try:
+            _q_sock.sendall(_q_req)
+            _q_data = _q_sock.recv(RECV_SIZE)
+        except BaseException as _q_exc:
+            return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse, into=_q_into), _q_pool, _q_conn, _q_exc))
+        _q_receiver = _q_into()
+        try:
+            _q_whole = _q_data and len(_q_data) < RECV_SIZE and _q_receiver.feed(_q_data)
+        except Exception:
+            _q_whole = False
+        if _q_whole:
+            _q_conn.core.exchanges += 1
+            if len(_q_idle) < _q_pool.max_idle:
+                _q_idle.append(_q_conn)
+            else:
+                _q_pool.release(_q_conn)
+            return _q_parse((_q_receiver.result,))
+        return _q_parse(c._resume(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse, into=_q_into), _q_pool, _q_conn, _q_data))
+    return _q_parse(c._exchange(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse, into=_q_into)))
 
 
 async def async_binary_get_bulk(self: Any, keys: Any, atomic: Any = None, db: Any = 0) -> Any:

@@ -72,6 +72,28 @@ _BINARY = _SEND_RECV + """\
         return _q_parse(_q_answer)
 """ + _RESUME
 
+#: the quick path of a binary exchange whose answer is decoded as it arrives (``into``: get_bulk):
+#: a first read that did not fill the buffer is fed to a new receiver, and if that was the whole
+#: answer, it is the result. Anything else goes to _resume, which decodes the read into a receiver
+#: of its own: a full read at once (a big answer is never decoded twice), a short read that was not
+#: the whole answer (rare: once more, under RECV_SIZE bytes) or bad bytes (_resume reports them)
+_BINARY_INTO = _SEND_RECV.replace("Call({kind}, _q_req, {tag}, {idem}, _q_parse)",
+                                  "Call({kind}, _q_req, {tag}, {idem}, _q_parse, into=_q_into)").replace(
+    "_q_pool = {c}._pool\n", "_q_into = {into}\n_q_pool = {c}._pool\n") + """\
+    _q_receiver = _q_into()
+    try:
+        _q_whole = _q_data and len(_q_data) < RECV_SIZE and _q_receiver.feed(_q_data)
+    except Exception:
+        _q_whole = False
+    if _q_whole:
+        _q_conn.core.exchanges += 1
+        if len(_q_idle) < _q_pool.max_idle:
+            _q_idle.append(_q_conn)
+        else:
+            _q_pool.release(_q_conn)
+        return _q_parse((_q_receiver.result,))
+""" + _RESUME.replace("_q_parse)", "_q_parse, into=_q_into)")
+
 #: the same for HTTP: the common answer (see ClientConnection.first), whole in the first read
 _HTTP = _SEND_RECV + """\
     _q_core = _q_conn.core
@@ -202,7 +224,10 @@ def inline_method(describe: Callable[..., Any], name: str, prefix: str, quick: b
 
     def plan_block(value: ast.expr) -> list[ast.stmt]:
         text = None
-        if quick and isinstance(value, ast.Call) and not value.keywords and len(value.args) == 5:
+        into = None  # a Call(..., into=receiver factory): decoded as it arrives
+        if isinstance(value, ast.Call) and [k.arg for k in value.keywords] == ["into"]:
+            into = ast.unparse(value.keywords[0].value)
+        if quick and isinstance(value, ast.Call) and (into or not value.keywords) and len(value.args) == 5:
             try:
                 is_call = resolve(value.func) is core.Call
                 kind, tag, idem = resolve(value.args[0]), resolve(value.args[2]), resolve(value.args[3])
@@ -212,7 +237,10 @@ def inline_method(describe: Callable[..., Any], name: str, prefix: str, quick: b
                 args = [ast.unparse(a) for a in value.args]
                 fields = {"c": first, "req": args[1], "parse": args[4], "kind": args[0], "tag": args[2],
                           "idem": args[3]}
-                if kind == core.BINARY and type(tag) is int:
+                if into is not None:
+                    if kind == core.BINARY:
+                        text = _BINARY_INTO.format(into=into, **fields)
+                elif kind == core.BINARY and type(tag) is int:
                     exact_names[f"_EXACT_{tag:02x}"] = f"_EXACT[{tag}]"
                     text = _BINARY.format(exact=f"_EXACT_{tag:02x}", **fields)
                 elif kind == core.HTTP and type(tag) is bytes:

@@ -149,7 +149,7 @@ class GetBulkInto:
     ``decode_get_bulk_response_records_into`` (its C loop when built).
     """
 
-    __slots__ = ("_buf", "_decode", "_left", "result", "wanted")
+    __slots__ = ("_at", "_buf", "_decode", "_left", "result", "wanted")
 
     # the frame's head in the spec (kyototycoon.spec.binary.GetBulkResponse): magic, then the record count
     _HEAD = struct.Struct(">BI")
@@ -160,6 +160,7 @@ class GetBulkInto:
         self._decode = _binary_codec().decode_get_bulk_response_records_into
         self._buf = b""
         self._left: int | None = None  # records still to come, once the head is read
+        self._at = 0  # the C loop's place in wanted's order, between reads
 
     def feed(self, data: bytes) -> bool:
         """Decode what ``data`` completes; True once the whole answer is in :attr:`result`."""
@@ -174,7 +175,7 @@ class GetBulkInto:
                 raise ProtocolError(f"bad frame: expected 0x{_GET_BULK:02X}, got 0x{magic:02X}", 0)
             pos = self._HEAD.size
         try:
-            end, _, done = self._decode(buf, pos, self._left, self.wanted, self.result)
+            end, _, done, self._at = self._decode(buf, pos, self._left, self.wanted, self.result, self._at)
         except KeyError as exc:
             raise _not_asked(exc.args[0]) from None
         self._left -= done
