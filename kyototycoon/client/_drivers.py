@@ -959,9 +959,9 @@ def binary_get_bulk(c, keys, atomic=None, db=0):
             raise _b_server_failed(_b_GET_BULK)
         found = frame[0]
         return found if unpack is _b__identity else {k: unpack(v) for k, v in found.items()}
+    _q_into = lambda: _b_GetBulkInto(wanted)
     _q_req = request
     _q_parse = parse
-    _q_into = lambda: _b_GetBulkInto(wanted)
     _q_pool = c._pool
     if _q_pool is not None and _q_pool.quick:
         _q_idle = _q_pool.idle

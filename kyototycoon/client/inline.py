@@ -38,8 +38,9 @@ class NotInlinable(Exception):
 
 #: what both quick paths share: an idle connection of an unbounded pool, one write, one read; a
 #: failure goes to _failed, an answer not whole in that read to _resume, any other pool to _exchange
+#: ({call}: the call's description, made only on those ways out; {setup}: lines it needs first)
 _SEND_RECV = """\
-_q_req = {req}
+{setup}_q_req = {req}
 _q_parse = {parse}
 _q_pool = {c}._pool
 if _q_pool is not None and _q_pool.quick:
@@ -53,11 +54,11 @@ if _q_pool is not None and _q_pool.quick:
         _q_sock.sendall(_q_req)
         _q_data = _q_sock.recv(RECV_SIZE)
     except BaseException as _q_exc:
-        return _q_parse({c}._failed(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_exc))
+        return _q_parse({c}._failed({call}, _q_pool, _q_conn, _q_exc))
 """
 _RESUME = """\
-    return _q_parse({c}._resume(Call({kind}, _q_req, {tag}, {idem}, _q_parse), _q_pool, _q_conn, _q_data))
-return _q_parse({c}._exchange(Call({kind}, _q_req, {tag}, {idem}, _q_parse)))
+    return _q_parse({c}._resume({call}, _q_pool, _q_conn, _q_data))
+return _q_parse({c}._exchange({call}))
 """
 
 #: the quick path of a binary exchange (see KyotoTycoon._exchange, which it mirrors)
@@ -77,9 +78,7 @@ _BINARY = _SEND_RECV + """\
 #: answer, it is the result. Anything else goes to _resume, which decodes the read into a receiver
 #: of its own: a full read at once (a big answer is never decoded twice), a short read that was not
 #: the whole answer (rare: once more, under RECV_SIZE bytes) or bad bytes (_resume reports them)
-_BINARY_INTO = _SEND_RECV.replace("Call({kind}, _q_req, {tag}, {idem}, _q_parse)",
-                                  "Call({kind}, _q_req, {tag}, {idem}, _q_parse, into=_q_into)").replace(
-    "_q_pool = {c}._pool\n", "_q_into = {into}\n_q_pool = {c}._pool\n") + """\
+_BINARY_INTO = _SEND_RECV + """\
     _q_receiver = _q_into()
     try:
         _q_whole = _q_data and len(_q_data) < RECV_SIZE and _q_receiver.feed(_q_data)
@@ -92,7 +91,7 @@ _BINARY_INTO = _SEND_RECV.replace("Call({kind}, _q_req, {tag}, {idem}, _q_parse)
         else:
             _q_pool.release(_q_conn)
         return _q_parse((_q_receiver.result,))
-""" + _RESUME.replace("_q_parse)", "_q_parse, into=_q_into)")
+""" + _RESUME
 
 #: the same for HTTP: the common answer (see ClientConnection.first), whole in the first read
 _HTTP = _SEND_RECV + """\
@@ -235,11 +234,13 @@ def inline_method(describe: Callable[..., Any], name: str, prefix: str, quick: b
                 is_call = False
             if is_call and isinstance(idem, bool):
                 args = [ast.unparse(a) for a in value.args]
-                fields = {"c": first, "req": args[1], "parse": args[4], "kind": args[0], "tag": args[2],
-                          "idem": args[3]}
+                more = ", into=_q_into" if into else ""
+                fields = {"c": first, "req": args[1], "parse": args[4], "tag": args[2],
+                          "call": f"Call({args[0]}, _q_req, {args[2]}, {args[3]}, _q_parse{more})",
+                          "setup": f"_q_into = {into}\n" if into else ""}
                 if into is not None:
                     if kind == core.BINARY:
-                        text = _BINARY_INTO.format(into=into, **fields)
+                        text = _BINARY_INTO.format(**fields)
                 elif kind == core.BINARY and type(tag) is int:
                     exact_names[f"_EXACT_{tag:02x}"] = f"_EXACT[{tag}]"
                     text = _BINARY.format(exact=f"_EXACT_{tag:02x}", **fields)
