@@ -177,7 +177,8 @@ def http_rpc(c, procedure, params=None, db=None):
 async def async_http_rpc(self: Any, procedure: Any, params: Any = None, db: Any = None) -> Any:
     plan = _http_rpc(self, procedure, params, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -191,7 +192,8 @@ def http_void(c):
 async def async_http_void(self: Any) -> Any:
     plan = _http_void(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -210,7 +212,8 @@ def http_echo(c, records=None):
 async def async_http_echo(self: Any, records: Any = None) -> Any:
     plan = _http_echo(self, records)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -224,7 +227,8 @@ def http_report(c):
 async def async_http_report(self: Any) -> Any:
     plan = _http_report(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -238,7 +242,8 @@ def http_status(c, db=0):
 async def async_http_status(self: Any, db: Any = 0) -> Any:
     plan = _http_status(self, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -252,7 +257,8 @@ def http_count(c, db=0):
 async def async_http_count(self: Any, db: Any = 0) -> Any:
     plan = _http_count(self, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -266,7 +272,8 @@ def http_size(c, db=0):
 async def async_http_size(self: Any, db: Any = 0) -> Any:
     plan = _http_size(self, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -280,7 +287,8 @@ def http_clear(c, db=0):
 async def async_http_clear(self: Any, db: Any = 0) -> Any:
     plan = _http_clear(self, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -295,7 +303,8 @@ def http_vacuum(c, db=0, step=None):
 async def async_http_vacuum(self: Any, db: Any = 0, step: Any = None) -> Any:
     plan = _http_vacuum(self, db, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -312,7 +321,8 @@ def http_synchronize(c, hard=False, command=None, db=0):
 async def async_http_synchronize(self: Any, hard: Any = False, command: Any = None, db: Any = 0) -> Any:
     plan = _http_synchronize(self, hard, command, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -335,7 +345,8 @@ def http_tune_replication(c, host=None, port=None, timestamp=None, interval=None
 async def async_http_tune_replication(self: Any, host: Any = None, port: Any = None, timestamp: Any = None, interval: Any = None) -> Any:
     plan = _http_tune_replication(self, host, port, timestamp, interval)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -349,7 +360,8 @@ def http_ulog_list(c):
 async def async_http_ulog_list(self: Any) -> Any:
     plan = _http_ulog_list(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -364,7 +376,8 @@ def http_ulog_remove(c, ts=None):
 async def async_http_ulog_remove(self: Any, ts: Any = None) -> Any:
     plan = _http_ulog_remove(self, ts)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -381,7 +394,8 @@ def http_signal(c, name, broadcast=False):
 async def async_http_signal(self: Any, name: Any, broadcast: Any = False) -> Any:
     plan = _http_signal(self, name, broadcast)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -400,7 +414,8 @@ def http_wait(c, name, timeout=30):
 async def async_http_wait(self: Any, name: Any, timeout: Any = 30) -> Any:
     plan = _http_wait(self, name, timeout)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -451,7 +466,8 @@ def http_get(c, key, db=0):
 async def async_http_get(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_get(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -465,7 +481,8 @@ def http_get_with_expire(c, key, db=0):
 async def async_http_get_with_expire(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_get_with_expire(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -479,7 +496,8 @@ def http_check(c, key, db=0):
 async def async_http_check(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_check(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -493,7 +511,8 @@ def http_check_with_expire(c, key, db=0):
 async def async_http_check_with_expire(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_check_with_expire(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -507,7 +526,8 @@ def http_seize(c, key, db=0):
 async def async_http_seize(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_seize(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -555,7 +575,8 @@ def http_get_int(c, key, db=0):
 async def async_http_get_int(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_get_int(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -603,7 +624,8 @@ def http_set(c, key, value, expire=None, db=0):
 async def async_http_set(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_set(self, key, value, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -617,7 +639,8 @@ def http_add(c, key, value, expire=None, db=0):
 async def async_http_add(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_add(self, key, value, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -631,7 +654,8 @@ def http_replace(c, key, value, expire=None, db=0):
 async def async_http_replace(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_replace(self, key, value, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -653,7 +677,8 @@ def http_append(c, key, value, expire=None, db=0):
 async def async_http_append(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_append(self, key, value, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -670,7 +695,8 @@ def http_increment(c, key, delta, expire=None, db=0):
 async def async_http_increment(self: Any, key: Any, delta: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_increment(self, key, delta, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -687,7 +713,8 @@ def http_increment_double(c, key, delta, expire=None, db=0):
 async def async_http_increment_double(self: Any, key: Any, delta: Any, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_increment_double(self, key, delta, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -708,7 +735,8 @@ def http_cas(c, key, old_val=None, new_val=None, expire=None, db=0):
 async def async_http_cas(self: Any, key: Any, old_val: Any = None, new_val: Any = None, expire: Any = None, db: Any = 0) -> Any:
     plan = _http_cas(self, key, old_val, new_val, expire, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -729,7 +757,8 @@ def http_remove(c, key, db=0):
 async def async_http_remove(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _http_remove(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -753,7 +782,8 @@ def http_set_bulk(c, kv_dict, expire=None, atomic=None, db=0):
 async def async_http_set_bulk(self: Any, kv_dict: Any, expire: Any = None, atomic: Any = None, db: Any = 0) -> Any:
     plan = _http_set_bulk(self, kv_dict, expire, atomic, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -803,7 +833,8 @@ def http_get_bulk(c, keys, atomic=None, db=0):
 async def async_http_get_bulk(self: Any, keys: Any, atomic: Any = None, db: Any = 0) -> Any:
     plan = _http_get_bulk(self, keys, atomic, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -825,7 +856,8 @@ def http_remove_bulk(c, keys, atomic=None, db=0):
 async def async_http_remove_bulk(self: Any, keys: Any, atomic: Any = None, db: Any = 0) -> Any:
     plan = _http_remove_bulk(self, keys, atomic, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -841,7 +873,8 @@ def http_match_prefix(c, prefix, limit=None, db=0):
 async def async_http_match_prefix(self: Any, prefix: Any, limit: Any = None, db: Any = 0) -> Any:
     plan = _http_match_prefix(self, prefix, limit, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -857,7 +890,8 @@ def http_match_regex(c, regex, limit=None, db=0):
 async def async_http_match_regex(self: Any, regex: Any, limit: Any = None, db: Any = 0) -> Any:
     plan = _http_match_regex(self, regex, limit, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -876,7 +910,8 @@ def http_match_similar(c, origin, distance=0, limit=None, db=0):
 async def async_http_match_similar(self: Any, origin: Any, distance: Any = 0, limit: Any = None, db: Any = 0) -> Any:
     plan = _http_match_similar(self, origin, distance, limit, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -896,7 +931,8 @@ def http_play_script(c, name, kv_dict=None):
 async def async_http_play_script(self: Any, name: Any, kv_dict: Any = None) -> Any:
     plan = _http_play_script(self, name, kv_dict)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -938,7 +974,8 @@ def binary_get(c, key, db=0):
 async def async_binary_get(self: Any, key: Any, db: Any = 0) -> Any:
     plan = _binary_get(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -994,7 +1031,8 @@ def binary_get_bulk(c, keys, atomic=None, db=0):
 async def async_binary_get_bulk(self: Any, keys: Any, atomic: Any = None, db: Any = 0) -> Any:
     plan = _binary_get_bulk(self, keys, atomic, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -1039,7 +1077,8 @@ def binary_set(c, key, value, expire=None, db=0, no_reply=False):
 async def async_binary_set(self: Any, key: Any, value: Any, expire: Any = None, db: Any = 0, no_reply: Any = False) -> Any:
     plan = _binary_set(self, key, value, expire, db, no_reply)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -1089,7 +1128,8 @@ def binary_set_bulk(c, kv_dict, expire=None, atomic=None, db=0, no_reply=False):
 async def async_binary_set_bulk(self: Any, kv_dict: Any, expire: Any = None, atomic: Any = None, db: Any = 0, no_reply: Any = False) -> Any:
     plan = _binary_set_bulk(self, kv_dict, expire, atomic, db, no_reply)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -1130,7 +1170,8 @@ def binary_remove(c, key, db=0, no_reply=False):
 async def async_binary_remove(self: Any, key: Any, db: Any = 0, no_reply: Any = False) -> Any:
     plan = _binary_remove(self, key, db, no_reply)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -1179,7 +1220,8 @@ def binary_remove_bulk(c, keys, atomic=None, db=0, no_reply=False):
 async def async_binary_remove_bulk(self: Any, keys: Any, atomic: Any = None, db: Any = 0, no_reply: Any = False) -> Any:
     plan = _binary_remove_bulk(self, keys, atomic, db, no_reply)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
@@ -1220,147 +1262,168 @@ def binary_play_script(c, name, kv_dict=None):
 async def async_binary_play_script(self: Any, name: Any, kv_dict: Any = None) -> Any:
     plan = _binary_play_script(self, name, kv_dict)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_jump(self: Any, key: Any = None, db: Any = 0) -> Any:
     plan = _cursor_jump(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_jump(self: Any, key: Any = None, db: Any = 0) -> Any:
     plan = _cursor_jump(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_jump_back(self: Any, key: Any = None, db: Any = 0) -> Any:
     plan = _cursor_jump_back(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_jump_back(self: Any, key: Any = None, db: Any = 0) -> Any:
     plan = _cursor_jump_back(self, key, db)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_step(self: Any) -> Any:
     plan = _cursor_step(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_step(self: Any) -> Any:
     plan = _cursor_step(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_step_back(self: Any) -> Any:
     plan = _cursor_step_back(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_step_back(self: Any) -> Any:
     plan = _cursor_step_back(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_get(self: Any, step: Any = False) -> Any:
     plan = _cursor_get(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_get(self: Any, step: Any = False) -> Any:
     plan = _cursor_get(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_get_key(self: Any, step: Any = False) -> Any:
     plan = _cursor_get_key(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_get_key(self: Any, step: Any = False) -> Any:
     plan = _cursor_get_key(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_get_value(self: Any, step: Any = False) -> Any:
     plan = _cursor_get_value(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_get_value(self: Any, step: Any = False) -> Any:
     plan = _cursor_get_value(self, step)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_set_value(self: Any, value: Any, step: Any = False, expire: Any = None) -> Any:
     plan = _cursor_set_value(self, value, step, expire)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_set_value(self: Any, value: Any, step: Any = False, expire: Any = None) -> Any:
     plan = _cursor_set_value(self, value, step, expire)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_remove(self: Any) -> Any:
     plan = _cursor_remove(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_remove(self: Any) -> Any:
     plan = _cursor_remove(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 
 def cursor_seize(self: Any) -> Any:
     plan = _cursor_seize(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(self._exchange(plan))
     return run_plan(plan, self._exchange)
 
 
 async def async_cursor_seize(self: Any) -> Any:
     plan = _cursor_seize(self)
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse(await self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse(await self._exchange(plan))
     return await run_awaited(plan, self._exchange)
 
 

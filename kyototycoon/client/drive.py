@@ -37,7 +37,8 @@ TEMPLATE = """\
 {a}def {name}(self: Any{params}) -> Any:
     plan = {describe}(self{args})
     if type(plan) is Call:  # one exchange: the common case, inline
-        return plan.parse({w}self._exchange(plan))
+        plan_parse = plan.parse  # an attribute load (specialized), not a method load (never is)
+        return plan_parse({w}self._exchange(plan))
     return {w}{run}(plan, self._exchange)
 """
 
