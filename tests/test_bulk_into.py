@@ -102,3 +102,21 @@ def test_keys_asked_in_the_answers_order_with_gaps(c_loops, monkeypatch, recs, d
     parts = [p for p in (wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])) if p]
     assert _fed(GetBulkInto(asked), parts) == ("ok", ([*[False] * (len(parts) - 1), True],
                                                       _reference(wire, asked)[1]))
+
+
+def test_ktserver_answers_get_bulk_in_the_order_asked():
+    """What the C loop's first comparisons rely on for speed (never for the result): ktserver 0.9.56b
+    answers a binary get_bulk in the order of the request's records, leaving the missing ones out."""
+    from conformance_data import cases
+
+    seen = 0
+    for case in cases("bin/"):
+        for step in case.steps:
+            if step.send[:1] != b"\xba" or step.recv[:1] != b"\xba":
+                continue
+            asked = [(r[0], r[1]) for r in codec.decode_get_bulk_request(step.send)[0].records]
+            found = [(r[0], r[2]) for r in codec.decode_get_bulk_response(step.recv)[0].records]
+            positions = [asked.index(r) for r in found]
+            assert positions == sorted(positions), (case.name, asked, found)
+            seen += len(found) > 1 and len(found) < len(asked)
+    assert seen, "no recorded get_bulk with several records found and some missing"
