@@ -53,10 +53,13 @@ class CodegenHook(BuildHookInterface):
             if self.target_name == "sdist":
                 return  # an sdist ships the C source; the wheel built from it compiles it
             built, problems = generate.compile_kernels(out)
+            sockio_built, sockio_problems = generate.compile_sockio()
+            built += sockio_built
+            problems += sockio_problems
         for path in built:
             self.app.display_info(f"kyototycoon codegen: built {path.relative_to(root)}")
         for problem in problems:
-            self.app.display_warning(f"kyototycoon codegen: C loops not built, Python ones used: {problem}")
+            self.app.display_warning(f"kyototycoon codegen: C not built, the Python code is used: {problem}")
         if version != "editable":  # an editable install imports the tree's own files
             for path in built:
                 # only what this build made goes in: an extension left in the tree by an earlier build

@@ -354,6 +354,7 @@ def _connection(chunks: list[Any], exchanges: int = 0, quick: bool = True) -> Co
     conn.core = ClientConnection(quick=quick)
     conn.exchanges = exchanges
     conn.sock = ScriptedSocket(chunks)
+    conn.fd = -1  # no descriptor: the socket's own methods
     return conn
 
 

@@ -24,6 +24,7 @@ def check_codecs(pure: bool) -> None:
     import kyototycoon._codec.binary as binary
     import kyototycoon._codec.replication
     import kyototycoon._codec.tsv_kernels as tsv_kernels
+    from kyototycoon.client import transport
 
     assert kyototycoon._codec.replication
     tsv_loops = tsv_kernels.K
@@ -36,11 +37,14 @@ def check_codecs(pure: bool) -> None:
     if pure:
         assert binary._K is None, f"a pure-Python wheel holds C loops: {binary._K}"
         assert tsv_loops is None, f"a pure-Python wheel holds C loops: {tsv_loops}"
+        assert transport.sendrecv is None, "a pure-Python wheel holds the transport's C"
         print("pure wheel ok:", binary.__file__)
     else:
         # _K is None when the extension is missing or was built from another source (digest check)
         assert binary._K is not None, "the wheel's C loops are missing or stale"
         assert tsv_loops is not None, "the wheel's C loops over TSV fields are missing or stale"
+        if sys.platform.startswith("linux"):  # kernel timeouts: the only platform it is used on
+            assert transport.sendrecv is not None, "the wheel's transport C (client/_sockio) is missing"
         print("wheel ok:", binary.__file__, binary._K.__file__)
 
 

@@ -12,6 +12,7 @@ from kyototycoon.protocol.http import parse_simple_response
 from . import binmethods, cursor, methods
 from .core import _EXACT, RECV_SIZE, Call
 from .drive import run_awaited, run_plan
+from .transport import sendrecv
 
 _http_rpc = methods.rpc_call
 _http_void = methods.void
@@ -440,10 +441,14 @@ def http_get(c, key, db=0):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_m_HTTP, _q_req, _m__GET, True, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_core = _q_conn.core
@@ -549,10 +554,14 @@ def http_get_int(c, key, db=0):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_m_HTTP, _q_req, _m__GET, True, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_core = _q_conn.core
@@ -598,10 +607,14 @@ def http_set(c, key, value, expire=None, db=0):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_m_HTTP, _q_req, _m__PUT, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_core = _q_conn.core
@@ -953,10 +966,14 @@ def binary_get(c, key, db=0):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_ba(_q_data) if _q_data else None
@@ -1006,10 +1023,14 @@ def binary_get_bulk(c, keys, atomic=None, db=0):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse, into=_q_into), _q_pool, _q_conn, _q_exc))
         _q_receiver = _q_into()
@@ -1056,10 +1077,14 @@ def binary_set(c, key, value, expire=None, db=0, no_reply=False):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_SET_BULK, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_b8(_q_data) if _q_data else None
@@ -1107,10 +1132,14 @@ def binary_set_bulk(c, kv_dict, expire=None, atomic=None, db=0, no_reply=False):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_SET_BULK, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_b8(_q_data) if _q_data else None
@@ -1149,10 +1178,14 @@ def binary_remove(c, key, db=0, no_reply=False):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_REMOVE_BULK, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_b9(_q_data) if _q_data else None
@@ -1199,10 +1232,14 @@ def binary_remove_bulk(c, keys, atomic=None, db=0, no_reply=False):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_REMOVE_BULK, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_b9(_q_data) if _q_data else None
@@ -1241,10 +1278,14 @@ def binary_play_script(c, name, kv_dict=None):
             _q_conn = _q_idle.pop()
         except IndexError:
             _q_conn = _q_pool.acquire()
-        _q_sock = _q_conn.sock
+        _q_fd = _q_conn.fd
         try:
-            _q_sock.sendall(_q_req)
-            _q_data = _q_sock.recv(RECV_SIZE)
+            if _q_fd >= 0:
+                _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+            else:
+                _q_sock = _q_conn.sock
+                _q_sock.sendall(_q_req)
+                _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_PLAY_SCRIPT, False, _q_parse), _q_pool, _q_conn, _q_exc))
         _q_answer = _EXACT_b4(_q_data) if _q_data else None

@@ -22,7 +22,7 @@ from .drive import blocking
 from .methods import ClientBase
 from .policy import Connector, Retry, after_failure
 from .procedures import BINARY_METHODS
-from .transport import Connection, Pool
+from .transport import Connection, Pool, sendrecv
 
 
 class KyotoTycoon(ClientBase):
@@ -117,10 +117,14 @@ class KyotoTycoon(ClientBase):
         try:
             if call.kind == BINARY and call.timeout is None and call.into is None:
                 # Connection.exchange's binary quick path inline
-                sock = conn.sock
+                fd = conn.fd
                 try:
-                    sock.sendall(call.request)
-                    data = sock.recv(RECV_SIZE)
+                    if fd >= 0:
+                        data = sendrecv(fd, call.request, RECV_SIZE)  # type: ignore[misc]
+                    else:
+                        sock = conn.sock
+                        sock.sendall(call.request)
+                        data = sock.recv(RECV_SIZE)
                 except OSError as exc:
                     raise conn.failed(exc, None) from None
                 except BaseException:

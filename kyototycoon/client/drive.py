@@ -192,6 +192,7 @@ def render_module() -> str:
         "from . import binmethods, cursor, methods",
         "from .core import _EXACT, RECV_SIZE, Call",
         "from .drive import run_awaited, run_plan",
+        "from .transport import sendrecv",
         "",
     ]
     globals_: dict[str, str] = {}

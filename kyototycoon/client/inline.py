@@ -49,10 +49,14 @@ if _q_pool is not None and _q_pool.quick:
         _q_conn = _q_idle.pop()
     except IndexError:
         _q_conn = _q_pool.acquire()
-    _q_sock = _q_conn.sock
+    _q_fd = _q_conn.fd
     try:
-        _q_sock.sendall(_q_req)
-        _q_data = _q_sock.recv(RECV_SIZE)
+        if _q_fd >= 0:
+            _q_data = sendrecv(_q_fd, _q_req, RECV_SIZE)
+        else:
+            _q_sock = _q_conn.sock
+            _q_sock.sendall(_q_req)
+            _q_data = _q_sock.recv(RECV_SIZE)
     except BaseException as _q_exc:
         return _q_parse({c}._failed({call}, _q_pool, _q_conn, _q_exc))
 """

@@ -16,11 +16,12 @@ at a time, so one client object can be shared by many threads; with
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from kyototycoon.errors import ConnectionLost, PoolTimeout, StaleConnection, TimedOut
 from kyototycoon.protocol.http import Response
@@ -35,6 +36,19 @@ __all__ = ["UNSENT_WRITE", "Connection", "Pool", "StaleConnection"]
 # about a microsecond of system time per request in the client benchmark.
 _KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 _TIMEVAL = struct.Struct("@ll")
+
+
+#: ``sendrecv(fd, request, size)``: ``sock.sendall(request); sock.recv(size)`` in one C call on
+#: the descriptor (client/_sockio.c), or None: not built, a stale build, or KYOTOTYCOON_PURE_PYTHON
+sendrecv: Callable[[int, bytes, int], bytes] | None = None
+if _KERNEL_TIMEOUTS and not os.environ.get("KYOTOTYCOON_PURE_PYTHON"):
+    try:
+        from . import _sockio  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        if getattr(_sockio, "ABI", None) == 1:  # the C's SOCKIO_ABI
+            sendrecv = _sockio.sendrecv
 
 
 def _set_timeout(sock: Any, timeout: float | None) -> None:
@@ -61,7 +75,7 @@ def _answer(resp: Any) -> Any:
 class Connection:
     """One connection to the server, used by one thread at a time."""
 
-    __slots__ = ("address", "core", "sock", "timeout")
+    __slots__ = ("address", "core", "fd", "sock", "timeout")
 
     def __init__(self, address: tuple[str, int], timeout: float | None,
                  connector: Connector = DEFAULT_CONNECTOR) -> None:
@@ -73,6 +87,9 @@ class Connection:
             sock.settimeout(None)
             _set_timeout(sock, timeout)
         self.sock: Any = sock
+        #: the socket's descriptor for sendrecv, or -1: use the socket's methods (no C, or not a
+        #: plain blocking socket: a connector's TLS or test socket); -1 again once closed
+        self.fd = sock.fileno() if sendrecv is not None and type(sock) is socket.socket else -1
 
     @property
     def exchanges(self) -> int:
@@ -87,6 +104,7 @@ class Connection:
         """Close the socket (idempotent)."""
         sock = self.sock
         if sock is not None:
+            self.fd = -1  # before the close: never a descriptor the system may give another socket
             self.sock = None
             sock.close()
 
@@ -105,11 +123,16 @@ class Connection:
         try:
             if timeout is not None:
                 _set_timeout(sock, timeout)
-            sock.sendall(call.request)
             if call.kind == SEND:
+                sock.sendall(call.request)
                 self.core.start(call)
                 return None
-            data = sock.recv(RECV_SIZE)
+            fd = self.fd
+            if fd >= 0:
+                data = sendrecv(fd, call.request, RECV_SIZE)  # type: ignore[misc]
+            else:
+                sock.sendall(call.request)
+                data = sock.recv(RECV_SIZE)
         except OSError as exc:
             raise self.failed(exc, timeout) from None
         except BaseException:

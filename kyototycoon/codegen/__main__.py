@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .generate import OUTPUT_DIR, check, compile_kernels, write
+from .generate import OUTPUT_DIR, check, compile_kernels, compile_sockio, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the generated files differ from the spec"
     )
-    parser.add_argument("--no-c", action="store_true", help="do not build the C loops (Python ones are used)")
+    parser.add_argument("--no-c", action="store_true",
+                        help="do not build the C loops and transport (the Python ones are used)")
     args = parser.parse_args(argv)
     if args.check:
         stale = check(args.out)
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
     if not args.no_c:
         built, problems = compile_kernels(args.out)
+        if args.out == OUTPUT_DIR:  # the transport's C, beside its source in the package
+            sockio_built, sockio_problems = compile_sockio()
+            built += sockio_built
+            problems += sockio_problems
         for path in built:
             print(f"built {path}")
         if problems:  # one line, however many extensions failed (no compiler fails them all)

@@ -237,6 +237,10 @@ def kernel_extensions(out_dir: Path = OUTPUT_DIR) -> list[Any]:
     return [Extension(source.stem, [str(source)], optional=True) for source in sorted(out_dir.glob("_k_*.c"))]
 
 
+#: the blocking transport's hand-written C (one write and one read in one call: client/_sockio.c)
+SOCKIO_SOURCE = PACKAGE_DIR / "client" / "_sockio.c"
+
+
 def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     """Build each generated ``_k_*.c`` into an extension for this interpreter, beside it.
 
@@ -250,10 +254,31 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     if os.environ.get("KYOTOTYCOON_NO_C"):
         return [], ["KYOTOTYCOON_NO_C is set"]
     try:
-        from setuptools import Distribution
-        from setuptools.command.build_ext import build_ext
+        extensions = kernel_extensions(out_dir)
     except ImportError as exc:  # a build without setuptools: the Python loops, not a failed install
         return [], [f"setuptools is needed to build them ({exc})"]
+    return _build_extensions(extensions, out_dir)
+
+
+def compile_sockio(source: Path = SOCKIO_SOURCE) -> tuple[list[Path], list[str]]:
+    """Build the blocking transport's C (:data:`SOCKIO_SOURCE`) beside its source, as
+    :func:`compile_kernels` builds the codecs' (optional too; POSIX only: on Windows the
+    transport always uses Python's socket methods)."""
+    if os.environ.get("KYOTOTYCOON_NO_C"):
+        return [], ["KYOTOTYCOON_NO_C is set"]
+    if os.name != "posix":
+        return [], []
+    try:
+        from setuptools import Extension
+    except ImportError as exc:
+        return [], [f"setuptools is needed to build them ({exc})"]
+    return _build_extensions([Extension(source.stem, [str(source)], optional=True)], source.parent)
+
+
+def _build_extensions(extensions: list[Any], out_dir: Path) -> tuple[list[Path], list[str]]:
+    """Build ``extensions`` (setuptools ``Extension``s named by module alone) into ``out_dir``."""
+    from setuptools import Distribution
+    from setuptools.command.build_ext import build_ext
 
     class BuildKernels(build_ext):
         def build_extensions(self) -> None:
@@ -273,7 +298,6 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     built: list[Path] = []
     problems: list[str] = []
     failures: dict[str, str] = {}
-    extensions = kernel_extensions(out_dir)
     if not extensions:
         return built, problems
     with tempfile.TemporaryDirectory(prefix="kyototycoon-build-") as tmp:
