@@ -10,6 +10,7 @@ accounting.
 
 from __future__ import annotations
 
+import pickle
 import socket
 import threading
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from kyototycoon import KT_PACKER_BYTES, KyotoTycoon
 from kyototycoon._codec import binary as codec
 from kyototycoon.client import _drivers, binmethods, methods
-from kyototycoon.client.core import Call, ClientConnection
+from kyototycoon.client.core import Call, ClientConnection, value_answer
 from kyototycoon.client.inline import NotInlinable, inline_method
 from kyototycoon.errors import ConnectionLost, KyotoTycoonException, ProtocolError, StaleConnection, TimedOut
 
@@ -123,8 +124,42 @@ def test_what_cannot_be_copied_faithfully_is_refused() -> None:
             inline_method(describe, "m", "t", True)
     source, needs = inline_method(binmethods.get, "m", "b", True)
     assert "_q_sock.sendall(_q_req)" in source and needs["_b__encode_get_one"] == "_encode_get_one"
+    # get is marked value_answer("unpack"): its quick path decodes the value alone
+    assert "_VALUE_ba(_q_data)" in source and "unpack is _identity" in source and "_EXACT_ba" not in source
+
+    @value_answer("unpacker")
+    def misnamed(c: Any) -> Any:
+        unpack = c._unpack
+        return Call(1, b"", 0xBA, True, unpack)
+
+    with pytest.raises(NotInlinable, match="no such local"):
+        inline_method(misnamed, "m", "t", True)
     source, _ = inline_method(methods.echo, "m", "h", True)  # no literal Call: the plan is run
     assert "run_plan(_q_plan, c._exchange)" in source and "_q_sock" not in source
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_binary_get_value_path_packers_missing_and_errors(scripted_peer, pool: str) -> None:
+    # the quick path's value decoder (core.value_answer) against what the parser gives: a value
+    # through the packer, None for no record, and anything else (an error frame, a value in pieces)
+    # through the parser, with the connection given back each time
+    pickled = codec.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k", pickle.dumps({"a": [1]}, 2))])
+    missing = codec.encode_get_bulk_response([])
+    answers = [pickled, missing, b"\xbf", [pickled[:9], pickled[9:]], BIN_GET_OK]
+    peer = scripted_peer(_answering(True, answers))
+    kt = KyotoTycoon(binary=True, **POOLS[pool])  # the default packer: pickle
+    kt.open("127.0.0.1", peer.port, timeout=2)
+    assert kt.get("k") == {"a": [1]}
+    assert kt.get("k") is None
+    with pytest.raises(KyotoTycoonException):
+        kt.get("k")
+    assert kt.get("k") == {"a": [1]}  # in two pieces: past the quick path
+    kt.close()
+    kt = _client(peer.port, True, pool)  # the bytes packer: the value as it came
+    kt.open("127.0.0.1", peer.port, timeout=2)
+    assert kt.get("k") == b"v"
+    _slots_all_free(kt)
+    kt.close()
 
 
 @pytest.mark.parametrize("pool", sorted(POOLS))

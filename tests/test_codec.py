@@ -390,6 +390,42 @@ def test_one_record_encoder_equals_the_general_encoder(module, name, implementat
     assert one(*fields[:-1], *records[0]) == encode(*fields)
 
 
+VALUE = [(m, n) for (m, n) in IRS if hasattr(CODECS[m], f"decode_{n}_value")]
+
+
+@pytest.mark.parametrize("implementation", ["module", "python"])
+@pytest.mark.parametrize(("module", "name"), VALUE, ids=[f"{m}.{n}" for m, n in VALUE])
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_value_decoder_agrees_with_the_exact_one(module, name, implementation, data):
+    """On any bytes, decode_<frame>_value is the exact decoder's one record's last field (the value),
+    None where that frame has no record, and False wherever the exact decoder says None."""
+    ir = IRS[(module, name)]
+    encode, _, _ = codec_pair(module, name)
+    value = _one_record_codec(module, f"decode_{name}_value", implementation)
+    exact = _one_record_codec(module, f"decode_{name}_exact", "python")
+    wire = encode(*data.draw(values(ir, max_records=2, max_bytes=8)))
+    wire = _mutated(data, wire, data.draw(st.sampled_from(["whole", "cut", "extra", "flip"])))
+    got, frame = value(wire), exact(wire)
+    if frame is None:
+        assert got is False
+    elif not frame[-1]:
+        assert got is None
+    else:
+        assert type(got) is bytes and got == frame[-1][0][-1]
+
+
+def test_value_decoders_exist_for_a_single_get():
+    # the blocking get's quick path decodes its answer's value with it (client.core.value_answer)
+    from kyototycoon._codec import binary
+
+    assert ("binary", "get_bulk_response") in VALUE
+    wire = binary.encode_get_bulk_response([(0, 0xFFFFFFFFFF, b"k", b"v")])
+    assert binary.RESPONSES_VALUE_DECODERS[0xBA](wire) == b"v"
+    assert binary.RESPONSES_VALUE_DECODERS[0xBA](binary.encode_get_bulk_response([])) is None
+    assert binary.RESPONSES_VALUE_DECODERS[0xBA](wire[:-1]) is False
+
+
 def test_exact_decoder_reads_the_transcripts_single_get():
     from kyototycoon._codec import binary
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from kyototycoon.packers import _identity
 from kyototycoon.protocol.http import parse_simple_response
 
 from . import binmethods, cursor, methods
-from .core import _EXACT, RECV_SIZE, Call
+from .core import _EXACT, _VALUE, RECV_SIZE, Call
 from .drive import run_awaited, run_plan
 from .transport import sendrecv
 
@@ -70,7 +71,7 @@ _cursor_seize = cursor.CursorBase.describe_seize
 _EXACT_b4 = _EXACT[180]
 _EXACT_b8 = _EXACT[184]
 _EXACT_b9 = _EXACT[185]
-_EXACT_ba = _EXACT[186]
+_VALUE_ba = _VALUE[186]
 _b_BINARY = binmethods.BINARY
 _b_Call = binmethods.Call
 _b_GET_BULK = binmethods.GET_BULK
@@ -976,14 +977,16 @@ def binary_get(c, key, db=0):
                 _q_data = _q_sock.recv(RECV_SIZE)
         except BaseException as _q_exc:
             return _q_parse(c._failed(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse), _q_pool, _q_conn, _q_exc))
-        _q_answer = _EXACT_ba(_q_data) if _q_data else None
-        if _q_answer is not None:
+        _q_value = _VALUE_ba(_q_data) if _q_data else False
+        if _q_value is not False:
             _q_conn.core.exchanges += 1
             if len(_q_idle) < _q_pool.max_idle:
                 _q_idle.append(_q_conn)
             else:
                 _q_pool.release(_q_conn)
-            return _q_parse(_q_answer)
+            if _q_value is None or unpack is _identity:
+                return _q_value
+            return unpack(_q_value)
         return _q_parse(c._resume(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse), _q_pool, _q_conn, _q_data))
     return _q_parse(c._exchange(Call(_b_BINARY, _q_req, _b_GET_BULK, True, _q_parse)))
 

@@ -16,7 +16,7 @@ from kyototycoon.packers import _identity
 from kyototycoon.protocol.framing import GetBulkInto
 
 from ._constants import GET_BULK, NO_REPLY, PLAY_SCRIPT, REMOVE_BULK, SET_BULK, XT_NONE
-from .core import BINARY, SEND, Call
+from .core import BINARY, SEND, Call, value_answer
 from .methods import ClientBase, constant, script_input
 from .wire import binary_xt, db_index, key_bytes, key_text
 
@@ -74,6 +74,7 @@ def check_atomic(atomic: bool | None) -> None:
         raise KyotoTycoonException("atomic supported under the HTTP protocol only")
 
 
+@value_answer("unpack")
 def get(c: ClientBase, key: str | bytes, db: object = 0) -> Call[Any]:
     """The unpacked value of ``key``, or None when there is no such record."""
     k = key.encode() if type(key) is str else key_bytes(key)

@@ -34,11 +34,28 @@ from kyototycoon.protocol.http import (
 from ._constants import ERROR_MAGIC
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: magic -> decode(buf, pos, max_count, state) of a whole answer frame (looked up at each use: tests patch it)
 RESPONSES_DECODERS: dict[int, Callable[..., tuple[Any, int]]] = _codec.RESPONSES_DECODERS
 #: magic -> decode(buf) of an answer of at most one record, whole in ``buf``: a plain tuple, or None
 _EXACT: Mapping[int, Callable[[bytes], Any]] = _codec.RESPONSES_EXACT_DECODERS
+#: magic -> decode(buf) of an answer of one record's value alone: the value, None for no record,
+#: False for anything else (the blocking quick path of the descriptions marked by value_answer)
+_VALUE: Mapping[int, Callable[[bytes], Any]] = _codec.RESPONSES_VALUE_DECODERS
+
+
+def value_answer(unpack: str) -> Callable[[F], F]:
+    """Mark a binary description whose parser returns the answer's one record's value through
+    the packer's ``unpack`` (the description's local of that name), or None for no record.
+
+    Its blocking quick path (:mod:`.inline`) then decodes that value alone
+    (``decode_<frame>_value``): no frame tuple, no parser call. Every other path runs the parser.
+    """
+    def mark(describe: F) -> F:
+        describe.value_answer = unpack  # type: ignore[attr-defined]
+        return describe
+    return mark
 
 #: how a call's answer is framed
 HTTP, BINARY, SEND = 0, 1, 2

@@ -65,16 +65,32 @@ _RESUME = """\
 return _q_parse({c}._exchange({call}))
 """
 
-#: the quick path of a binary exchange (see KyotoTycoon._exchange, which it mirrors)
-_BINARY = _SEND_RECV + """\
-    _q_answer = {exact}(_q_data) if _q_data else None
-    if _q_answer is not None:
+#: a binary answer read whole in the first read: the connection back to the pool (no bound to keep)
+_GIVE_BACK = """\
         _q_conn.core.exchanges += 1
         if len(_q_idle) < _q_pool.max_idle:
             _q_idle.append(_q_conn)
         else:
             _q_pool.release(_q_conn)
+"""
+
+#: the quick path of a binary exchange (see KyotoTycoon._exchange, which it mirrors)
+_BINARY = _SEND_RECV + """\
+    _q_answer = {exact}(_q_data) if _q_data else None
+    if _q_answer is not None:
+""" + _GIVE_BACK + """\
         return _q_parse(_q_answer)
+""" + _RESUME
+
+#: the quick path of a binary exchange whose parser takes one record's value out (core.value_answer:
+#: get): the value alone is decoded, None for no record, and the packer's {unpack} applied here
+_BINARY_VALUE = _SEND_RECV + """\
+    _q_value = {value}(_q_data) if _q_data else False
+    if _q_value is not False:
+""" + _GIVE_BACK + """\
+        if _q_value is None or {unpack} is _identity:
+            return _q_value
+        return {unpack}(_q_value)
 """ + _RESUME
 
 #: the quick path of a binary exchange whose answer is decoded as it arrives (``into``: get_bulk):
@@ -89,11 +105,7 @@ _BINARY_INTO = _SEND_RECV + """\
     except Exception:
         _q_whole = False
     if _q_whole:
-        _q_conn.core.exchanges += 1
-        if len(_q_idle) < _q_pool.max_idle:
-            _q_idle.append(_q_conn)
-        else:
-            _q_pool.release(_q_conn)
+""" + _GIVE_BACK + """\
         return _q_parse((_q_receiver.result,))
 """ + _RESUME
 
@@ -224,6 +236,10 @@ def inline_method(describe: Callable[..., Any], name: str, prefix: str, quick: b
         raise NotInlinable("not a constant")
 
     exact_names: dict[str, str] = {}
+    # core.value_answer's mark: the local holding the packer's unpack, which must be the description's own
+    value_unpack = getattr(describe, "value_answer", None)
+    if value_unpack is not None and value_unpack not in local_names:
+        raise NotInlinable(f"value_answer({value_unpack!r}): no such local")
 
     def plan_block(value: ast.expr) -> list[ast.stmt]:
         text = None
@@ -245,6 +261,9 @@ def inline_method(describe: Callable[..., Any], name: str, prefix: str, quick: b
                 if into is not None:
                     if kind == core.BINARY:
                         text = _BINARY_INTO.format(**fields)
+                elif kind == core.BINARY and type(tag) is int and value_unpack and tag in core._VALUE:
+                    exact_names[f"_VALUE_{tag:02x}"] = f"_VALUE[{tag}]"
+                    text = _BINARY_VALUE.format(value=f"_VALUE_{tag:02x}", unpack=value_unpack, **fields)
                 elif kind == core.BINARY and type(tag) is int:
                     exact_names[f"_EXACT_{tag:02x}"] = f"_EXACT[{tag}]"
                     text = _BINARY.format(exact=f"_EXACT_{tag:02x}", **fields)

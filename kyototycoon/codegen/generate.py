@@ -164,6 +164,7 @@ def _render(spec: ModuleType) -> tuple[str, str | None]:
         frames=frames,
         groups=groups,
         one_record={f["name"] for f in frames if f["one"]},
+        value_record={f["name"] for f in frames if f["one"] and f["one"].get("value_slice")},
         kernel_module=kernel_module_name(spec.__name__.rsplit(".", 1)[-1]) if kernel_source else None,
         # ties the Python module to the C source it was rendered with: a stale build is not used
         kernel_digest=hashlib.sha256(kernel_source.encode()).hexdigest() if kernel_source else None,

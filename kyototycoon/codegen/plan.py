@@ -371,6 +371,10 @@ def one_record_plan(ir: StructIR, structs: StructTable) -> dict[str, Any] | None
         "head_consts": [{"var": f"_c_{f.name}", "value": f.const} for f in head if f.const is not None],
         "size": " + ".join([str(fixed)] + [var(1, f.length) for f in blobs]),
         "slices": slices,
+        # where the record's value starts (its last field, a blob running to the frame's end), for
+        # decode_<frame>_value: a single get's answer without the tuples; None when not that shape
+        "value_slice": (slices[-1]["start"] if blobs and not top_values and item.value_fields
+                        and item.value_fields[-1] == blobs[-1].name else None),
         "item_tuple": _tuple([var(1, n) for n in item.value_fields]),
         "top_values": top_values,
         "params": ", ".join(top_values + [var(1, n) for n in item.value_fields]),
