@@ -597,7 +597,8 @@ def http_set(c, key, value, expire=None, db=0):
         if type(_q_plan) is Call:
             return _q_plan.parse(c._exchange(_q_plan))
         return run_plan(_q_plan, c._exchange)
-    data = c._pack(value)
+    pack = c._pack
+    data = value if pack is _m__identity else pack(value)
     dbq = None if db is None or (db == 0 and type(db) is int) else _m_db_query(db)
     _q_req = _m_rest_put_request(k, dbq, c._host, data)
     _q_parse = _m__put_stored
@@ -1065,7 +1066,9 @@ def binary_set(c, key, value, expire=None, db=0, no_reply=False):
     if type(db) is not int or db & ~65535:
         db = _b_db_index(db)
     xt = _b_XT_NONE if expire is None else _b_binary_xt(expire)
-    request = _b__encode_set_one(_b_NO_REPLY if no_reply else 0, db, xt, k, c._pack(value))
+    pack = c._pack
+    data = value if pack is _b__identity else pack(value)
+    request = _b__encode_set_one(_b_NO_REPLY if no_reply else 0, db, xt, k, data)
     if no_reply:
         _q_plan = _b_Call(_b_SEND, request, None, False, _b__sent)
         if type(_q_plan) is Call:

@@ -48,25 +48,31 @@ def _sent_zero(_: Any) -> int:
     return 0
 
 
-def _hits(magic: int, then: Callable[[int], Any]) -> Callable[[Any], Any]:
-    def parse(frame: Any) -> Any:
+def _hits(magic: int, some: bool) -> Callable[[Any], Any]:
+    """The parser of a set/remove answer: whether any record was hit (``some``), or how many.
+
+    Two functions rather than one calling a ``then``: a call saved on every single set and remove.
+    """
+    if some:
+        def parse_some(frame: Any) -> bool:
+            if type(frame) is _ErrorResponse:
+                raise server_failed(magic)
+            hits: int = frame[0]
+            return hits > 0
+
+        return parse_some
+
+    def parse_count(frame: Any) -> int:
         if type(frame) is _ErrorResponse:
             raise server_failed(magic)
-        return then(frame[0])
+        hits: int = frame[0]
+        return hits
 
-    return parse
-
-
-def _count(hits: int) -> int:
-    return hits
+    return parse_count
 
 
-def _some(hits: int) -> bool:
-    return hits > 0
-
-
-_SET_ONE, _SET_COUNT = _hits(SET_BULK, _some), _hits(SET_BULK, _count)
-_REMOVE_ONE, _REMOVE_COUNT = _hits(REMOVE_BULK, _some), _hits(REMOVE_BULK, _count)
+_SET_ONE, _SET_COUNT = _hits(SET_BULK, True), _hits(SET_BULK, False)
+_REMOVE_ONE, _REMOVE_COUNT = _hits(REMOVE_BULK, True), _hits(REMOVE_BULK, False)
 
 
 def check_atomic(atomic: bool | None) -> None:
@@ -137,7 +143,9 @@ def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: obj
     if type(db) is not int or db & ~0xFFFF:
         db = db_index(db)
     xt = XT_NONE if expire is None else binary_xt(expire)
-    request = _encode_set_one(NO_REPLY if no_reply else 0, db, xt, k, c._pack(value))
+    pack = c._pack
+    data = value if pack is _identity else pack(value)  # no call for the bytes packer
+    request = _encode_set_one(NO_REPLY if no_reply else 0, db, xt, k, data)
     if no_reply:
         return Call(SEND, request, None, False, _sent)
     return Call(BINARY, request, SET_BULK, False, _SET_ONE)

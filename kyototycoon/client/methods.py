@@ -425,7 +425,8 @@ def set(c: ClientBase, key: str | bytes, value: Any, expire: Any = None, db: obj
     # a RESTful PUT, as python-kyototycoon-ng sends it: no TSV to encode. ktserver stores it and
     # finds the database (index or name, "no such database" as a 400) as POST /rpc/set does
     # (tests/data/ktserver_facts.json, raw_requests "rest-put-*")
-    data = c._pack(value)
+    pack = c._pack
+    data = value if pack is _identity else pack(value)  # no call for the bytes packer
     dbq = None if db is None or (db == 0 and type(db) is int) else db_query(db)
     return Call(HTTP, rest_put_request(k, dbq, c._host, data), _PUT, False, _put_stored)
 
