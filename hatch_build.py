@@ -4,8 +4,9 @@ Runs for wheels, sdists and editable installs, so ``kyototycoon._codec``
 exists wherever the package is installed, while the generated files stay out
 of git. The C loops are built by setuptools' ``build_ext`` (optional
 extensions: ``CC``, ``CFLAGS``, ``LDFLAGS``, ``ARCHFLAGS`` and MSVC are
-honoured), through :func:`kyototycoon.codegen.generate.compile_kernels`;
-without a compiler the build warns once and the wheel is pure Python.
+honoured), with the transport's C beside them, through
+:func:`kyototycoon.codegen.generate.compile_all`; without a compiler the build warns once and the
+wheel is pure Python.
 """
 
 from __future__ import annotations
@@ -52,10 +53,7 @@ class CodegenHook(BuildHookInterface):
                 self.app.display_info(f"kyototycoon codegen: wrote {path.relative_to(root)}")
             if self.target_name == "sdist":
                 return  # an sdist ships the C source; the wheel built from it compiles it
-            built, problems = generate.compile_kernels(out)
-            sockio_built, sockio_problems = generate.compile_sockio()
-            built += sockio_built
-            problems += sockio_problems
+            built, problems = generate.compile_all(out)
         for path in built:
             self.app.display_info(f"kyototycoon codegen: built {path.relative_to(root)}")
         for problem in problems:

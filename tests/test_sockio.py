@@ -37,6 +37,18 @@ def _python_sendrecv(fd: int, request: bytes, size: int) -> bytes:
         sock.close()
 
 
+def _queued(sock: socket.socket) -> bytes:
+    """Everything ``sock`` can read now, without waiting."""
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data
+
+
 def _run(fn: Any, request: bytes, answer: bytes, size: int) -> tuple[Any, bytes, bytes]:
     """``fn`` on one end of a fresh pair whose other end already holds ``answer`` queued: what it
     gave (or its exception class), what the peer received, and what was left unread."""
@@ -47,21 +59,7 @@ def _run(fn: Any, request: bytes, answer: bytes, size: int) -> tuple[Any, bytes,
             outcome: Any = fn(ours.fileno(), request, size)
         except OSError as exc:
             outcome = type(exc)
-        peer.setblocking(False)
-        got = b""
-        try:
-            while chunk := peer.recv(1 << 20):
-                got += chunk
-        except BlockingIOError:
-            pass
-        ours.setblocking(False)
-        left = b""
-        try:
-            while chunk := ours.recv(1 << 20):
-                left += chunk
-        except BlockingIOError:
-            pass
-    return outcome, got, left
+        return outcome, _queued(peer), _queued(ours)
 
 
 @needs_c

@@ -7,7 +7,7 @@
  *
  * Only I/O lives here: what the bytes mean is the sans-IO core's and the generated codecs'.
  * Hand-written (not generated: it holds nothing of the protocol); built beside the generated C
- * loops by kyototycoon.codegen.generate.compile_kernels, optional like them (transport.py uses
+ * loops by kyototycoon.codegen.generate.compile_all, optional like them (transport.py uses
  * Python's socket methods when it is missing). POSIX only: Windows has no such descriptor.
  */
 #define PY_SSIZE_T_CLEAN

@@ -16,13 +16,13 @@ from kyototycoon.errors import ConnectionLost, KyotoTycoonException, StaleConnec
 from kyototycoon.packers import KT_PACKER_PICKLE
 
 from . import binmethods, methods
-from .core import _EXACT, BINARY, RECV_SIZE, Call
+from .core import _EXACT, BINARY, Call
 from .cursor import Cursor
 from .drive import blocking
 from .methods import ClientBase
 from .policy import Connector, Retry, after_failure
 from .procedures import BINARY_METHODS
-from .transport import Connection, Pool, sendrecv
+from .transport import Connection, Pool
 
 
 class KyotoTycoon(ClientBase):
@@ -117,14 +117,8 @@ class KyotoTycoon(ClientBase):
         try:
             if call.kind == BINARY and call.timeout is None and call.into is None:
                 # Connection.exchange's binary quick path inline
-                fd = conn.fd
                 try:
-                    if fd >= 0:
-                        data = sendrecv(fd, call.request, RECV_SIZE)  # type: ignore[misc]
-                    else:
-                        sock = conn.sock
-                        sock.sendall(call.request)
-                        data = sock.recv(RECV_SIZE)
+                    data = conn.write_read(call.request)
                 except OSError as exc:
                     raise conn.failed(exc, None) from None
                 except BaseException:

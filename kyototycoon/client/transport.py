@@ -127,12 +127,7 @@ class Connection:
                 sock.sendall(call.request)
                 self.core.start(call)
                 return None
-            fd = self.fd
-            if fd >= 0:
-                data = sendrecv(fd, call.request, RECV_SIZE)  # type: ignore[misc]
-            else:
-                sock.sendall(call.request)
-                data = sock.recv(RECV_SIZE)
+            data = self.write_read(call.request)
         except OSError as exc:
             raise self.failed(exc, timeout) from None
         except BaseException:
@@ -148,6 +143,17 @@ class Connection:
                     self.restore_timeout()
                 return answer
         return self.rest(call, data)
+
+    def write_read(self, request: bytes) -> bytes:
+        """Write ``request``, then read once (b"": the server closed): one C call on the descriptor
+        where there is one (the generated quick paths have this inline). OSError as the socket's."""
+        fd = self.fd
+        if fd >= 0:
+            return sendrecv(fd, request, RECV_SIZE)  # type: ignore[misc]
+        sock = self.sock
+        sock.sendall(request)
+        data: bytes = sock.recv(RECV_SIZE)
+        return data
 
     def rest(self, call: Call[Any], data: bytes) -> Any:
         """The rest of :meth:`exchange` after the first read of the answer gave ``data``."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .generate import OUTPUT_DIR, check, compile_kernels, compile_sockio, write
+from .generate import OUTPUT_DIR, check, compile_all, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in write(args.out):
         print(f"wrote {path}")
     if not args.no_c:
-        built, problems = compile_kernels(args.out)
-        if args.out == OUTPUT_DIR:  # the transport's C, beside its source in the package
-            sockio_built, sockio_problems = compile_sockio()
-            built += sockio_built
-            problems += sockio_problems
+        built, problems = compile_all(args.out)  # with the transport's C for the package's own _codec
         for path in built:
             print(f"built {path}")
         if problems:  # one line, however many extensions failed (no compiler fails them all)

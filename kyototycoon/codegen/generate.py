@@ -231,13 +231,6 @@ def check(out_dir: Path = OUTPUT_DIR) -> list[str]:
     return stale
 
 
-def kernel_extensions(out_dir: Path = OUTPUT_DIR) -> list[Any]:
-    """A setuptools ``Extension`` for each generated ``_k_*.c`` (optional: a failure is a warning)."""
-    from setuptools import Extension
-
-    return [Extension(source.stem, [str(source)], optional=True) for source in sorted(out_dir.glob("_k_*.c"))]
-
-
 #: the blocking transport's hand-written C (one write and one read in one call: client/_sockio.c)
 SOCKIO_SOURCE = PACKAGE_DIR / "client" / "_sockio.c"
 
@@ -252,34 +245,35 @@ def compile_kernels(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
     C compiler or Python's headers the codecs run their Python loops, so a
     failure here is a warning, never an error. ``KYOTOTYCOON_NO_C=1`` skips it.
     """
+    return _compile(_kernel_sources(out_dir))
+
+
+def compile_all(out_dir: Path = OUTPUT_DIR) -> tuple[list[Path], list[str]]:
+    """:func:`compile_kernels`, and with the package's own ``_codec`` the transport's C too
+    (:data:`SOCKIO_SOURCE`, beside its source; POSIX only: elsewhere the transport uses Python's
+    socket methods): what the build hook and ``python -m kyototycoon.codegen`` build."""
+    sources = _kernel_sources(out_dir)
+    if os.name == "posix" and out_dir.resolve() == OUTPUT_DIR:
+        sources.append((SOCKIO_SOURCE, SOCKIO_SOURCE.parent))
+    return _compile(sources)
+
+
+def _kernel_sources(out_dir: Path) -> list[tuple[Path, Path]]:
+    return [(source, out_dir) for source in sorted(out_dir.glob("_k_*.c"))]
+
+
+def _compile(sources: list[tuple[Path, Path]]) -> tuple[list[Path], list[str]]:
+    """Build each C source of ``(source, folder)`` into an optional extension named by its stem,
+    put in that folder (see :func:`compile_kernels`)."""
     if os.environ.get("KYOTOTYCOON_NO_C"):
         return [], ["KYOTOTYCOON_NO_C is set"]
     try:
-        extensions = kernel_extensions(out_dir)
+        from setuptools import Distribution, Extension
+        from setuptools.command.build_ext import build_ext
     except ImportError as exc:  # a build without setuptools: the Python loops, not a failed install
         return [], [f"setuptools is needed to build them ({exc})"]
-    return _build_extensions(extensions, out_dir)
-
-
-def compile_sockio(source: Path = SOCKIO_SOURCE) -> tuple[list[Path], list[str]]:
-    """Build the blocking transport's C (:data:`SOCKIO_SOURCE`) beside its source, as
-    :func:`compile_kernels` builds the codecs' (optional too; POSIX only: on Windows the
-    transport always uses Python's socket methods)."""
-    if os.environ.get("KYOTOTYCOON_NO_C"):
-        return [], ["KYOTOTYCOON_NO_C is set"]
-    if os.name != "posix":
-        return [], []
-    try:
-        from setuptools import Extension
-    except ImportError as exc:
-        return [], [f"setuptools is needed to build them ({exc})"]
-    return _build_extensions([Extension(source.stem, [str(source)], optional=True)], source.parent)
-
-
-def _build_extensions(extensions: list[Any], out_dir: Path) -> tuple[list[Path], list[str]]:
-    """Build ``extensions`` (setuptools ``Extension``s named by module alone) into ``out_dir``."""
-    from setuptools import Distribution
-    from setuptools.command.build_ext import build_ext
+    extensions = [Extension(source.stem, [str(source)], optional=True) for source, _ in sources]
+    folders = {source.stem: folder for source, folder in sources}
 
     class BuildKernels(build_ext):
         def build_extensions(self) -> None:
@@ -319,7 +313,7 @@ def _build_extensions(extensions: list[Any], out_dir: Path) -> tuple[list[Path],
             if ext.name in failures or not result.exists():
                 problems.append(f"{ext.name}.c: {failures.get(ext.name, 'no extension was built')}")
                 continue
-            target = out_dir / result.name
+            target = folders[ext.name] / result.name
             # a new file renamed over the old: a process that has the old one loaded keeps its
             # mapping (this one has, when the generator imported the TSV codec)
             partial = target.with_name(target.name + ".new")
